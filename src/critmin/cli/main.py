@@ -1,0 +1,58 @@
+"""The `critmin` entry point: command groups, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from critmin import __version__
+from critmin.cli import data as data_commands
+from critmin.cli import overview as overview_commands
+from critmin.cli.output import error_console
+from critmin.errors import CritminError
+
+app = typer.Typer(
+    name="critmin",
+    help="Critical-minerals supply-chain policy analysis on open data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data_commands.app, name="data")
+app.command("overview")(overview_commands.overview)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"critmin {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Critical-minerals supply-chain policy analysis on open data."""
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors print one line on stderr and exit with code 2."""
+    try:
+        app(args=argv, prog_name="critmin", standalone_mode=True)
+    except CritminError as exc:
+        error_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        error_console.print("interrupted")
+        return 130
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(run())

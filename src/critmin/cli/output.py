@@ -1,0 +1,109 @@
+"""Render DataFrames and records for the terminal: a Rich table, CSV or JSON."""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+error_console = Console(stderr=True)
+
+
+class OutputFormat(enum.StrEnum):
+    """How a command prints its result."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.ndarray | list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating | float):
+        return None if math.isnan(value) else float(value)
+    if value is pd.NA or value is None:
+        return None
+    return value
+
+
+def _cell(value: object, column: str) -> str:
+    value = _plain(value)
+    if value is None:
+        return "–"
+    if isinstance(value, list):
+        return ", ".join(str(_cell(v, column)) for v in value)
+    if isinstance(value, float):
+        if "share" in column or column in ("hhi", "eol_rir"):
+            return f"{value:.1%}" if "share" in column else f"{value:.3f}"
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 1e15 else f"{value:.4g}"
+    return str(value)
+
+
+def emit(frame: pd.DataFrame, fmt: OutputFormat, title: str = "", caption: str = "") -> None:
+    """Print `frame` in the chosen format to standard output."""
+    if fmt is OutputFormat.csv:
+        out = frame.copy()
+        for column in out.columns:
+            if out[column].map(lambda v: isinstance(v, np.ndarray | list)).any():
+                out[column] = out[column].map(lambda v: "|".join(map(str, _plain(v))))
+        out.to_csv(sys.stdout, index=False, lineterminator="\n")
+    elif fmt is OutputFormat.json:
+        records = [
+            {column: _plain(value) for column, value in row.items()}
+            for row in frame.to_dict(orient="records")
+        ]
+        sys.stdout.write(json.dumps(records, indent=2, default=str) + "\n")
+    else:
+        table = Table(title=title or None, caption=caption or None, header_style="bold")
+        for column in frame.columns:
+            numeric = pd.api.types.is_numeric_dtype(frame[column])
+            table.add_column(str(column), justify="right" if numeric else "left")
+        for row in frame.itertuples(index=False):
+            table.add_row(*(_cell(v, c) for v, c in zip(row, frame.columns, strict=True)))
+        console.print(table)
+
+
+def emit_json(payload: object) -> None:
+    """Print a JSON document (dicts/lists) to standard output."""
+    sys.stdout.write(json.dumps(_deep_plain(payload), indent=2, default=str) + "\n")
+
+
+def _deep_plain(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _deep_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_deep_plain(v) for v in value]
+    return _plain(value)
+
+
+@contextmanager
+def stages(total: int, description: str) -> Iterator[Callable[[str], None]]:
+    """A progress bar over named stages (on stderr, so piped output stays clean)."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=error_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+
+        def advance(stage: str) -> None:
+            progress.update(task, advance=1, description=f"{description}: {stage}")
+
+        yield advance

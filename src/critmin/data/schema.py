@@ -1,0 +1,59 @@
+"""The tidy table schema (read from classifications/columns.csv) as Arrow schemas."""
+
+from __future__ import annotations
+
+import csv
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+CLASSIFICATIONS_DIR = Path(__file__).parent / "classifications"
+
+_ARROW_TYPES = {
+    "int16": pa.int16(),
+    "int32": pa.int32(),
+    "float64": pa.float64(),
+    "string": pa.string(),
+    "bool": pa.bool_(),
+    "list<string>": pa.list_(pa.string()),
+    "list<int32>": pa.list_(pa.int32()),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a tidy table: its name, Arrow type name, unit and meaning."""
+
+    table: str
+    name: str
+    type: str
+    unit: str
+    description: str
+
+
+def read_commented_csv(path: Path) -> list[dict[str, str]]:
+    """Rows of a CSV file whose leading '#' lines are comments."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        lines = [line for line in handle if not line.startswith("#")]
+    return list(csv.DictReader(lines))
+
+
+@functools.cache
+def columns() -> tuple[Column, ...]:
+    """Every column of every table, in declaration order."""
+    rows = read_commented_csv(CLASSIFICATIONS_DIR / "columns.csv")
+    return tuple(
+        Column(r["table"], r["column"], r["type"], r["unit"], r["description"]) for r in rows
+    )
+
+
+def table_columns(table: str) -> list[Column]:
+    """The columns of one table."""
+    return [c for c in columns() if c.table == table]
+
+
+def arrow_schema(table: str) -> pa.Schema:
+    """The Arrow schema of one table."""
+    return pa.schema([(c.name, _ARROW_TYPES[c.type]) for c in table_columns(table)])

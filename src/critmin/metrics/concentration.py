@@ -1,0 +1,80 @@
+"""World supply concentration: producers' shares of production, HHI and top-k shares."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from critmin.data import production
+from critmin.data.tables import NameSpec, YearSpec
+from critmin.errors import InputError
+
+
+def shares(quantities: pd.Series) -> pd.Series:
+    """s_i = q_i / Σ_j q_j; all zero when the total is zero (no division by zero)."""
+    total = quantities.sum()
+    if total <= 0:
+        return quantities * 0.0
+    return quantities / total
+
+
+def herfindahl_hirschman(share_values: pd.Series) -> float:
+    """HHI = Σ s_i² on a 0–1 scale (Herfindahl 1950; Hirschman 1964; US DOJ/FTC 2023 Merger
+    Guidelines use the same index ×10,000). 1 = a single supplier."""
+    return float((share_values**2).sum())
+
+
+def production_shares(
+    commodity: NameSpec = None, year: YearSpec | str = "latest", country: NameSpec = None
+) -> pd.DataFrame:
+    """Each producer's share of world production per commodity and year.
+
+    Columns: commodity, year, country, qty_t, share (0–1), rank (1 = largest),
+    world_qty_t. `year="latest"` takes each commodity's latest year with data. The world
+    total is the sum over every producer in the source (World Mining Data), so `country`
+    filters rows after the shares are computed.
+    """
+    data = production(year=None if year == "latest" else year, commodity=commodity)
+    data = data[data["qty_t"].notna()]
+    if data.empty:
+        raise InputError("no production data for that commodity and year")
+    if year == "latest":
+        latest = data.groupby("commodity")["year"].transform("max")
+        data = data[data["year"] == latest]
+    keys = ["commodity", "year"]
+    world = data.groupby(keys)["qty_t"].transform("sum")
+    out = data[[*keys, "country", "qty_t"]].copy()
+    out["share"] = (out["qty_t"] / world).where(world > 0, 0.0)
+    out["world_qty_t"] = world
+    out = out.sort_values([*keys, "share", "country"], ascending=[True, True, False, True])
+    out["rank"] = out.groupby(keys).cumcount() + 1
+    if country is not None:
+        from critmin.data import countries_of
+
+        names = [country] if isinstance(country, str) else list(country)
+        wanted = {code for name in names for code in countries_of(name)}
+        out = out[out["country"].isin(wanted)]
+    return out.reset_index(drop=True)
+
+
+def supply_concentration(
+    commodity: NameSpec = None, year: YearSpec | str = "latest", focus: str = "CHN", top: int = 3
+) -> pd.DataFrame:
+    """One row per commodity and year: HHI, top-`top` producers and shares, `focus`'s share.
+
+    Columns: commodity, year, world_qty_t, hhi, top_share (sum of the top `top`),
+    top_countries (list), top_shares (list), focus_share.
+    """
+    if top < 1:
+        raise InputError(f"top must be at least 1, got {top}")
+    table = production_shares(commodity=commodity, year=year)
+    keys = ["commodity", "year"]
+    grouped = table.groupby(keys, sort=True)
+    summary = grouped.agg(world_qty_t=("world_qty_t", "first"))
+    summary["hhi"] = grouped["share"].apply(herfindahl_hirschman)
+    head = table[table["rank"] <= top]
+    summary["top_share"] = head.groupby(keys)["share"].sum()
+    summary["top_countries"] = head.groupby(keys)["country"].agg(list)
+    summary["top_shares"] = head.groupby(keys)["share"].agg(list)
+    focus_rows = table[table["country"] == focus].set_index(keys)["share"]
+    summary["focus_share"] = focus_rows.reindex(summary.index).fillna(0.0)
+    return summary.reset_index()

