@@ -13,13 +13,12 @@ from critmin.data import (
     all_countries,
     governance,
     load_groups,
-    manifests,
     production,
     query,
     trade,
 )
 from critmin.data import group as resolve_group
-from critmin.data.catalog import BUNDLED_DIR, PARQUET_TABLES, user_data_dir
+from critmin.data.catalog import BUNDLED_DIR, table_summary, user_data_dir
 from critmin.errors import InputError, UnknownNameError
 from critmin.metrics import production_shares
 
@@ -32,26 +31,12 @@ SHOWABLE = ("trade", "production", "governance", "commodities", "countries", "gr
 @app.command("list")
 def list_tables(fmt: OutputFormat = FORMAT) -> None:
     """Every table with its rows, years, source and licence."""
-    entries = manifests()
-    rows = []
-    for name in PARQUET_TABLES:
-        entry = entries.get(name, {})
-        years = entry.get("years")
-        rows.append(
-            {
-                "table": name,
-                "rows": entry.get("rows"),
-                "years": f"{years[0]}-{years[1]}" if years else "",
-                "source": entry.get("source", ""),
-                "licence": entry.get("licence", ""),
-                "version": entry.get("version", ""),
-                "location": entry.get("location", "bundled"),
-            }
-        )
+    rows = table_summary().to_dict(orient="records")
     groups = load_groups()
     rows.append(
         {
             "table": "groups",
+            "title": "critmin group files",
             "rows": sum(len(g.members) for g in groups.values()),
             "years": "",
             "source": f"{len(groups)} group files with their sources (critmin data groups)",
@@ -60,7 +45,13 @@ def list_tables(fmt: OutputFormat = FORMAT) -> None:
             "location": "bundled",
         }
     )
-    emit(pd.DataFrame(rows), fmt, title="critmin dataset")
+    emit(
+        pd.DataFrame(rows),
+        fmt,
+        title="critmin dataset",
+        caption="--format json for full sources and versions",
+        table_columns=["table", "rows", "years", "title", "licence", "location"],
+    )
 
 
 def _parse_years(text: str | None) -> list[int] | None:

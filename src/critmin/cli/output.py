@@ -52,8 +52,17 @@ def _cell(value: object, column: str) -> str:
     return str(value)
 
 
-def emit(frame: pd.DataFrame, fmt: OutputFormat, title: str = "", caption: str = "") -> None:
-    """Print `frame` in the chosen format to standard output."""
+def emit(
+    frame: pd.DataFrame,
+    fmt: OutputFormat,
+    title: str = "",
+    caption: str = "",
+    table_columns: list[str] | None = None,
+) -> None:
+    """Print `frame` in the chosen format to standard output.
+
+    `table_columns` narrows what the terminal table shows; CSV and JSON keep every column.
+    """
     if fmt is OutputFormat.csv:
         out = frame.copy()
         for column in out.columns:
@@ -67,6 +76,8 @@ def emit(frame: pd.DataFrame, fmt: OutputFormat, title: str = "", caption: str =
         ]
         sys.stdout.write(json.dumps(records, indent=2, default=str) + "\n")
     else:
+        if table_columns:
+            frame = frame[table_columns]
         table = Table(title=title or None, caption=caption or None, header_style="bold")
         for column in frame.columns:
             numeric = pd.api.types.is_numeric_dtype(frame[column])

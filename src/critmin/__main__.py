@@ -1,0 +1,5 @@
+"""`python -m critmin` runs the command line."""
+
+from critmin.cli.main import entry
+
+entry()

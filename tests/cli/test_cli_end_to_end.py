@@ -1,0 +1,137 @@
+"""The `critmin` command run as a user would: real process, real output, real exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def critmin(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CRITMIN_DATA_DIR": str(data_dir), "COLUMNS": "160"}
+    return subprocess.run(
+        [sys.executable, "-m", "critmin", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_data_list_json_names_every_table_with_rows(isolated_user_data):
+    done = critmin("data", "list", "--format", "json", data_dir=isolated_user_data)
+    assert done.returncode == 0, done.stderr
+    tables = {row["table"]: row for row in json.loads(done.stdout)}
+    for name in ("trade", "production", "governance", "commodities", "countries", "groups"):
+        assert tables[name]["rows"] > 0
+    assert tables["trade"]["rows"] == 1_264_888
+    assert tables["trade"]["licence"] == "Etalab Open Licence 2.0"
+
+
+def test_show_gallium_2024_csv_has_china_near_99_percent(isolated_user_data):
+    done = critmin(
+        "data",
+        "show",
+        "production",
+        "--commodity",
+        "gallium",
+        "--year",
+        "2024",
+        "--format",
+        "csv",
+        data_dir=isolated_user_data,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    china = next(r for r in rows if r["country"] == "CHN")
+    assert float(china["share"]) == pytest.approx(0.99, abs=0.01)
+    total = sum(float(r["qty_t"]) for r in rows)
+    assert float(china["qty_t"]) / total == pytest.approx(float(china["share"]))
+
+
+@pytest.mark.parametrize(
+    ("args", "closest"),
+    [
+        (("data", "show", "production", "--commodity", "galium"), "gallium"),
+        (("data", "show", "trade", "--importer", "Germny"), "Germany"),
+        (("data", "show", "tarde"), "trade"),
+        (("data", "groups", "G8"), "g7"),
+    ],
+)
+def test_unknown_names_give_one_line_with_closest_and_exit_2(isolated_user_data, args, closest):
+    done = critmin(*args, data_dir=isolated_user_data)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr
+    assert closest in lines[0]
+
+
+def test_bad_year_and_wrong_filter_are_user_errors(isolated_user_data):
+    for args in (
+        ("data", "show", "production", "--year", "twenty"),
+        ("data", "show", "countries", "--year", "2020"),
+    ):
+        done = critmin(*args, data_dir=isolated_user_data)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+
+
+def test_import_baci_then_show_then_malformed_file(tmp_path, isolated_user_data):
+    good = tmp_path / "BACI_HS22_Y2025_V202601.csv"
+    good.write_text("t,i,j,k,v,q\n2025,156,842,284690,12.5,3\n", encoding="utf-8")
+    done = critmin(
+        "data", "import-baci", str(good), "--format", "json", data_dir=isolated_user_data
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["hs_revision"] == "HS22"
+    shown = critmin(
+        "data", "show", "trade", "--year", "2025", "--format", "json", data_dir=isolated_user_data
+    )
+    assert json.loads(shown.stdout) == [
+        {
+            "year": 2025,
+            "exporter": "CHN",
+            "importer": "USA",
+            "hs6": "284690",
+            "value_kusd": 12.5,
+            "qty_t": 3.0,
+        }
+    ]
+    bad = tmp_path / "BACI_HS22_Y2026_V202601.csv"
+    bad.write_text("t,i,j,k,v,q\n2026,156,842,284690,12.5,3\n2026,156,842,2846", encoding="utf-8")
+    failed = critmin("data", "import-baci", str(bad), data_dir=isolated_user_data)
+    assert failed.returncode == 2
+    assert f"{bad}:3:" in failed.stderr and "Traceback" not in failed.stderr
+    listed = critmin("data", "list", "--format", "json", data_dir=isolated_user_data)
+    trade = next(r for r in json.loads(listed.stdout) if r["table"] == "trade")
+    assert trade["years"] == "1995-2025"  # bundled years plus the good import only
+    assert trade["rows"] == 1_264_888 + 1
+
+
+def test_reference_commands_run(isolated_user_data):
+    for args in (
+        ("data", "commodities", "--format", "json"),
+        ("data", "countries", "--kind", "historic"),
+        ("data", "groups"),
+        ("data", "groups", "EU", "--format", "csv"),
+        ("data", "check"),
+        ("overview", "--format", "json"),
+        ("--version",),
+    ):
+        done = critmin(*args, data_dir=isolated_user_data)
+        assert done.returncode == 0, (args, done.stderr)
+        assert done.stdout.strip()
+
+
+def test_overview_shows_china_dominates_gallium(isolated_user_data):
+    done = critmin("overview", "--format", "json", data_dir=isolated_user_data)
+    rows = {r["mineral"]: r for r in json.loads(done.stdout)}
+    assert rows["gallium"]["CHN_share"] > 0.95
+    assert rows["cobalt"]["top_producers"].startswith("COD")

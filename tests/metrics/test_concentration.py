@@ -1,0 +1,49 @@
+"""Production shares and HHI: hand calculations and invariants."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import critmin as cm
+from critmin.metrics.concentration import herfindahl_hirschman, shares, supply_concentration
+
+
+def test_hhi_by_hand():
+    # shares 0.5, 0.3, 0.2 → 0.25 + 0.09 + 0.04 = 0.38
+    assert herfindahl_hirschman(pd.Series([0.5, 0.3, 0.2])) == pytest.approx(0.38)
+
+
+@given(st.lists(st.floats(min_value=0.001, max_value=1e9), min_size=1, max_size=50))
+def test_shares_sum_to_one_and_hhi_is_bounded(quantities):
+    values = shares(pd.Series(quantities))
+    assert values.sum() == pytest.approx(1.0)
+    hhi = herfindahl_hirschman(values)
+    assert 1 / len(quantities) - 1e-9 <= hhi <= 1 + 1e-9
+
+
+def test_zero_total_gives_zero_shares():
+    assert shares(pd.Series([0.0, 0.0])).tolist() == [0.0, 0.0]
+
+
+def test_gallium_2024_by_hand():
+    # World Mining Data 2024: CHN 974, RUS 7, JPN 3, KOR 3, UKR 0 (t) → total 987.
+    table = cm.production_shares("gallium", 2024)
+    china = table[table["country"] == "CHN"].iloc[0]
+    assert china["share"] == pytest.approx(974 / 987)
+    assert china["rank"] == 1
+    summary = supply_concentration("gallium", 2024).iloc[0]
+    expected_hhi = (974**2 + 7**2 + 3**2 + 3**2) / 987**2
+    assert summary["hhi"] == pytest.approx(expected_hhi)
+    assert summary["top_share"] == pytest.approx((974 + 7 + 3) / 987)
+    assert summary["focus_share"] == pytest.approx(974 / 987)
+
+
+def test_latest_year_and_shares_sum_to_one_for_every_commodity():
+    table = cm.production_shares(commodity=None, year="latest")
+    sums = table.groupby(["commodity", "year"])["share"].sum()
+    positive = table.groupby(["commodity", "year"])["world_qty_t"].first() > 0
+    assert (sums[positive] - 1).abs().max() < 1e-9
+    assert table.groupby("commodity")["year"].nunique().max() == 1
