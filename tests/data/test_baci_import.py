@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import critmin as cm
 from critmin.data.baci import first_bad_line, hs_revision_of, import_baci
@@ -139,3 +142,41 @@ def test_first_bad_line_on_a_good_file(tmp_path):
     assert (
         first_bad_line(write(tmp_path, "g.csv", GOOD), {156, 842, 251, 36, 699, 490, 392}) is None
     )
+
+
+CODES = [156, 842, 251, 36, 699, 490, 392, 276, 710, 124]
+row_strategy = st.tuples(
+    st.integers(1995, 2030),
+    st.sampled_from(CODES),
+    st.sampled_from(CODES),
+    st.integers(10100, 999999),
+    st.decimals(min_value=0, max_value=10**9, places=3, allow_nan=False),
+    st.one_of(st.none(), st.decimals(min_value=0, max_value=10**9, places=3, allow_nan=False)),
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=st.lists(row_strategy, min_size=1, max_size=40, unique_by=lambda r: r[:4]))
+def test_any_valid_file_round_trips_exactly(tmp_path_factory, rows):
+    folder = tmp_path_factory.mktemp("roundtrip")
+    lines = ["t,i,j,k,v,q"] + [
+        f"{t},{i},{j},{k},{v},{'NA' if q is None else q}" for t, i, j, k, v, q in rows
+    ]
+    path = write(folder, "BACI_HS17_Yany.csv", "\n".join(lines) + "\n")
+    import_baci([path], target_dir=folder / "dataset")
+    imported = pd.read_parquet(next((folder / "dataset" / "trade").glob("*.parquet")))
+    iso3 = {code: c.iso3 for c in cm.data.all_countries() for code in c.baci_codes}
+    expected = {
+        (t, iso3[i], iso3[j], f"{k:06d}"): (float(v), None if q is None else float(q))
+        for t, i, j, k, v, q in rows
+    }
+    got = {
+        (r.year, r.exporter, r.importer, r.hs6): (
+            r.value_kusd,
+            None if pd.isna(r.qty_t) else r.qty_t,
+        )
+        for r in imported.itertuples()
+    }
+    assert got == expected
