@@ -197,12 +197,16 @@ def _problems(con: duckdb.DuckDBPyConnection, staged: Path) -> list[str]:
     problems = [
         f"{count} rows with {label}" for count, label in zip(row, labels, strict=True) if count
     ]
-    (duplicates,) = con.execute(
-        f"SELECT count(*) FROM (SELECT 1 FROM {relation} "
-        "GROUP BY year, exporter, importer, hs6 HAVING count(*) > 1)"
+    duplicates = con.execute(
+        f"SELECT year, exporter, importer, hs6, count(*) OVER () FROM {relation} "
+        "GROUP BY year, exporter, importer, hs6 HAVING count(*) > 1 LIMIT 1"
     ).fetchone()
     if duplicates:
-        problems.append(f"{duplicates} duplicated (t, i, j, k) keys")
+        year, exporter, importer, hs6, count = duplicates
+        problems.append(
+            f"{count} duplicated (t, i, j, k) keys after mapping codes to countries, "
+            f"e.g. {year} {exporter}->{importer} {hs6}"
+        )
     return problems
 
 
