@@ -12,7 +12,7 @@ from critmin.errors import DataError
 
 def test_bundled_groups_have_sources_and_known_members():
     groups = load_groups()
-    assert {"eu27", "g7", "oecd", "quad"} <= set(groups)
+    assert {"eu27", "g7", "oecd", "quad", "msp", "ministerial_2026"} <= set(groups)
     known = {c.iso3 for c in cm.data.all_countries()}
     for group in groups.values():
         assert group.source and group.as_of, group.id
@@ -51,3 +51,13 @@ def test_malformed_group_files(tmp_path, text, message):
     path.write_text(text, encoding="utf-8")
     with pytest.raises(DataError, match=message):
         read_group_file(path)
+
+
+def test_msp_and_ministerial_as_published():
+    groups = load_groups()
+    assert len(groups["msp"].members) == 14  # 14 countries; the EU is a partner, not listed
+    assert groups["msp"].member_since["IND"] == "2023-06"
+    ministerial = groups["ministerial_2026"]
+    assert len(ministerial.members) == 55  # 54 attending countries and the host
+    assert {"COD", "COK", "UZB", "KOR", "USA"} <= set(ministerial.members)
+    assert "CHN" not in ministerial.members
