@@ -11,21 +11,25 @@ from critmin.data.schema import arrow_schema
 from critmin.data.validate import run_checks
 
 
-def test_user_production_replaces_the_bundled_table(isolated_user_data):
+def write_user_production(folder, countries, quantities):
+    """A user production table for gallium 2025 with the given rows."""
+    rows = len(countries)
     frame = pd.DataFrame(
         {
-            "year": pd.Series([2025, 2025], dtype="int16"),
-            "country": ["CHN", "USA"],
-            "commodity": ["gallium", "gallium"],
-            "stage": ["processing", "processing"],
-            "qty_t": [900.0, 100.0],
-            "flag": ["r", "e"],
-            "unit_source": ["metr. t", "metr. t"],
+            "year": pd.Series([2025] * rows, dtype="int16"),
+            "country": countries,
+            "commodity": ["gallium"] * rows,
+            "stage": ["processing"] * rows,
+            "qty_t": quantities,
+            "flag": ["r"] * rows,
+            "unit_source": ["metr. t"] * rows,
         }
     )
-    write_parquet_atomic(
-        isolated_user_data / "production.parquet", frame, arrow_schema("production")
-    )
+    write_parquet_atomic(folder / "production.parquet", frame, arrow_schema("production"))
+
+
+def test_user_production_replaces_the_bundled_table(isolated_user_data):
+    write_user_production(isolated_user_data, ["CHN", "USA"], [900.0, 100.0])
     shares = cm.production_shares("gallium")
     assert shares.set_index("country")["share"].to_dict() == {"CHN": 0.9, "USA": 0.1}
     summary = table_summary().set_index("table")
@@ -34,19 +38,6 @@ def test_user_production_replaces_the_bundled_table(isolated_user_data):
 
 
 def test_checks_catch_bad_user_data(isolated_user_data):
-    frame = pd.DataFrame(
-        {
-            "year": pd.Series([2025, 2025], dtype="int16"),
-            "country": ["CHN", "CHN"],
-            "commodity": ["gallium", "gallium"],
-            "stage": ["processing", "processing"],
-            "qty_t": [-1.0, 5.0],
-            "flag": ["r", "r"],
-            "unit_source": ["metr. t", "metr. t"],
-        }
-    )
-    write_parquet_atomic(
-        isolated_user_data / "production.parquet", frame, arrow_schema("production")
-    )
+    write_user_production(isolated_user_data, ["CHN", "CHN"], [-1.0, 5.0])
     failed = {r.name for r in run_checks() if not r.ok}
     assert {"unique_keys", "non_negative"} <= failed

@@ -6,6 +6,7 @@ import pandas as pd
 import typer
 
 from critmin.cli.output import OutputFormat, console, emit
+from critmin.data import country
 from critmin.metrics import supply_concentration
 
 MAIN_MINERALS = (
@@ -30,8 +31,6 @@ def overview(
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
 ) -> None:
     """Mine-production shares of the top three producers and of China, per mineral."""
-    from critmin.data import country
-
     focus = country(supplier).iso3
     table = supply_concentration(
         commodity=list(minerals or MAIN_MINERALS), year=year or "latest", focus=focus

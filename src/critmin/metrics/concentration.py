@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from critmin.data import production
+from critmin.data import countries_of, production
 from critmin.data.tables import NameSpec, YearSpec
 from critmin.errors import InputError
 
@@ -48,8 +48,6 @@ def production_shares(
     out = out.sort_values([*keys, "share", "country"], ascending=[True, True, False, True])
     out["rank"] = out.groupby(keys).cumcount() + 1
     if country is not None:
-        from critmin.data import countries_of
-
         names = [country] if isinstance(country, str) else list(country)
         wanted = {code for name in names for code in countries_of(name)}
         out = out[out["country"].isin(wanted)]
