@@ -16,7 +16,7 @@ from critmin.data import (
     trade,
 )
 from critmin.errors import CritminError, DataError, InputError, SolverError
-from critmin.metrics.concentration import production_shares
+from critmin.metrics import dependence, production_shares, trace
 
 try:
     __version__ = version("critmin")
@@ -32,9 +32,11 @@ __all__ = [
     "commodity",
     "countries_of",
     "country",
+    "dependence",
     "governance",
     "group",
     "production",
     "production_shares",
+    "trace",
     "trade",
 ]

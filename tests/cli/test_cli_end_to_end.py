@@ -135,3 +135,78 @@ def test_overview_shows_china_dominates_gallium(isolated_user_data):
     rows = {r["mineral"]: r for r in json.loads(done.stdout)}
     assert rows["gallium"]["CHN_share"] > 0.95
     assert rows["cobalt"]["top_producers"].startswith("COD")
+
+
+def test_dependence_json_has_the_documented_fields(isolated_user_data):
+    done = critmin(
+        "dependence",
+        "DEU",
+        "REE",
+        "--year",
+        "2023",
+        "--format",
+        "json",
+        data_dir=isolated_user_data,
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    for field in (
+        "importer",
+        "commodity",
+        "year",
+        "basis",
+        "production_t",
+        "imports_t",
+        "exports_t",
+        "apparent_consumption_t",
+        "import_reliance",
+        "hhi",
+        "top3_share",
+        "supplier_share",
+        "traced_supplier_share",
+        "suppliers",
+    ):
+        assert field in record, field
+    assert record["supplier_share"] < record["traced_supplier_share"]
+    shares = [s["share"] for s in record["suppliers"]]
+    assert shares == sorted(shares, reverse=True) and sum(shares) == pytest.approx(1.0)
+
+
+def test_dependence_all_trace_and_concentration_run(isolated_user_data):
+    for args in (
+        ("dependence", "G7", "--all", "--format", "csv"),
+        ("dependence", "Japan", "lithium", "--basis", "value"),
+        ("trace", "USA", "cobalt", "--format", "json"),
+        ("concentration", "graphite", "--year", "2022"),
+    ):
+        done = critmin(*args, data_dir=isolated_user_data)
+        assert done.returncode == 0, (args, done.stderr)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("dependence", "Atlantis", "REE"),
+        ("dependence", "DEU", "unobtainium"),
+        ("dependence", "DEU", "REE", "--year", "1990"),
+        ("dependence", "DEU", "REE", "--basis", "weight"),
+        ("dependence", "DEU"),
+        ("trace", "DEU", "gallium"),
+        ("concentration", "REE", "--year", "2031"),
+    ],
+)
+def test_dependence_bad_input_is_one_line_exit_2(isolated_user_data, args):
+    done = critmin(*args, data_dir=isolated_user_data)
+    assert done.returncode == 2, (args, done.stdout, done.stderr)
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_empty_group_is_refused(isolated_user_data):
+    folder = isolated_user_data / "groups"
+    folder.mkdir()
+    (folder / "empty.csv").write_text(
+        "# id: nobody\n# name: Nobody\n# source: test\n# as_of: 2026\niso3,name\n",
+        encoding="utf-8",
+    )
+    done = critmin("dependence", "nobody", "REE", data_dir=isolated_user_data)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr

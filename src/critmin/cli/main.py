@@ -8,6 +8,7 @@ import typer
 
 from critmin import __version__
 from critmin.cli import data as data_commands
+from critmin.cli import dependence as dependence_commands
 from critmin.cli import overview as overview_commands
 from critmin.cli.output import error_console
 from critmin.errors import CritminError
@@ -21,6 +22,9 @@ app = typer.Typer(
 )
 app.add_typer(data_commands.app, name="data")
 app.command("overview")(overview_commands.overview)
+app.command("dependence")(dependence_commands.dependence)
+app.command("trace")(dependence_commands.trace)
+app.command("concentration")(dependence_commands.concentration)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,146 @@
+"""The dependence questions users ask, by name: a country or bloc, a commodity, a year."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from critmin.data import commodity as resolve_commodity
+from critmin.data import countries_of, country, group
+from critmin.errors import InputError, UnknownNameError
+from critmin.metrics.dependence import (
+    commodity_flows,
+    commodity_production,
+    dependence_from_tables,
+    merge_blocs,
+    resolve_year,
+    risky_countries,
+    supplier_shares,
+)
+from critmin.metrics.tracing import origin_matrix, traced_import_origins
+
+# WGI political stability below −0.5 (on −2.5…2.5) counts as a low-governance supplier.
+DEFAULT_RISK_THRESHOLD = -0.5
+
+
+def importer_code(name: str) -> tuple[str, dict[str, tuple[str, ...]]]:
+    """The code an importer appears under and the blocs to merge: a country is itself, a
+    group or a comma list becomes one economy named after it."""
+    try:
+        return country(name).iso3, {}
+    except UnknownNameError:
+        pass
+    members = countries_of(name)  # raises the combined unknown-name error
+    if not members:
+        raise InputError(f"group {name!r} has no members")
+    label = group(name).id if "," not in name else "+".join(members)
+    if len(members) == 1:
+        return members[0], {}
+    return label, {label: members}
+
+
+def _tables(importer: str, year: int, basis: str):
+    code, blocs = importer_code(importer)
+    flows, made = merge_blocs(
+        commodity_flows(year, basis), commodity_production(year, basis), blocs
+    )
+    return code, flows, made
+
+
+def dependence(
+    importer: str,
+    commodity: str | None = None,
+    year: int | None = None,
+    supplier: str = "CHN",
+    basis: str = "qty",
+    risk_threshold: float = DEFAULT_RISK_THRESHOLD,
+) -> pd.DataFrame:
+    """Dependence of a country or bloc, one row per commodity (all when `commodity` is None).
+
+    Columns: importer, commodity, year, basis, production, imports, exports,
+    apparent_consumption (t for `qty`, thousand USD for `value`), import_reliance, hhi,
+    top3_share, supplier, supplier_share (direct), traced_supplier_share (origin-traced,
+    see `critmin.metrics.tracing`), risky_share (suppliers with WGI political stability
+    below `risk_threshold`), n_suppliers, suppliers (list of {country, share}).
+    """
+    year = resolve_year(year)
+    supplier_code = country(supplier).iso3
+    code, flows, made = _tables(importer, year, basis)
+    if commodity is not None:
+        wanted = resolve_commodity(commodity).id
+        flows = flows[flows["commodity"] == wanted]
+        made = made[made["commodity"] == wanted]
+    table = dependence_from_tables(
+        flows, made, supplier_code, risky_countries(year, risk_threshold)
+    )
+    table = table[table["importer"] == code]
+    if table.empty:
+        what = f" for {commodity}" if commodity else ""
+        raise InputError(f"{importer} has no trade or production data{what} in {year}")
+    traced = traced_import_origins(flows[flows["commodity"].isin(table["commodity"])], made)
+    traced = traced[(traced["importer"] == code) & (traced["origin"] == supplier_code)]
+    table = table.merge(
+        traced[["commodity", "share"]].rename(columns={"share": "traced_supplier_share"}),
+        on="commodity",
+        how="left",
+    )
+    has_imports = table["imports"] > 0
+    table["traced_supplier_share"] = table["traced_supplier_share"].fillna(0.0).where(has_imports)
+    shares = supplier_shares(flows[flows["importer"] == code])
+    shares["item"] = [
+        {"country": c, "share": float(v)}
+        for c, v in zip(shares["exporter"], shares["share"], strict=True)
+    ]
+    lists = shares.groupby("commodity")["item"].agg(list)
+    table["suppliers"] = (
+        table["commodity"].map(lists).apply(lambda v: v if isinstance(v, list) else [])
+    )
+    table.insert(2, "year", year)
+    table.insert(3, "basis", basis)
+    table.insert(table.columns.get_loc("supplier_share"), "supplier", supplier_code)
+    return table.reset_index(drop=True)
+
+
+def trace(
+    importer: str, commodity: str, year: int | None = None, basis: str = "qty"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Direct vs traced origins of an importer's imports, and the intermediaries.
+
+    Returns (origins, intermediaries). origins: origin, direct_share, traced_share.
+    intermediaries: partner, direct_share, and for each of the top traced origins the share
+    of the importer's imports that the partner carries from that origin (M_rc / M_c ·
+    S[o, r]), so each origin's column sums to its traced share.
+    """
+    year = resolve_year(year)
+    wanted = resolve_commodity(commodity).id
+    code, flows, made = _tables(importer, year, basis)
+    flows = flows[flows["commodity"] == wanted]
+    made = made[made["commodity"] == wanted]
+    direct = supplier_shares(flows[flows["importer"] == code])
+    if direct.empty:
+        raise InputError(f"{importer} imports no {wanted} in {year} (basis {basis})")
+    traced = traced_import_origins(flows, made)
+    traced = traced[traced["importer"] == code]
+    origins = (
+        direct[["exporter", "share"]]
+        .rename(columns={"exporter": "origin", "share": "direct_share"})
+        .merge(
+            traced[["origin", "share"]].rename(columns={"share": "traced_share"}),
+            on="origin",
+            how="outer",
+        )
+        .fillna(0.0)
+        .sort_values("traced_share", ascending=False)
+        .reset_index(drop=True)
+    )
+    countries, origin = origin_matrix(flows, made)
+    index = {c: i for i, c in enumerate(countries)}
+    top = [o for o in origins["origin"].head(3) if o in index]
+    carried = direct[["exporter", "share"]].rename(
+        columns={"exporter": "partner", "share": "direct_share"}
+    )
+    for name in top:
+        row = origin[index[name]]
+        carried[f"via_{name}"] = carried["direct_share"] * carried["partner"].map(
+            lambda p, row=row: row[index[p]]
+        )
+    return origins, carried.reset_index(drop=True)
