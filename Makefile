@@ -40,6 +40,7 @@ test: $(STAMP) $(GEOPOLRISK_WHEEL) lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/baci_import.py
+	$(BIN)/python benchmarks/dependence_grid.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache build dist src/*.egg-info
