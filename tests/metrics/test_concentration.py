@@ -47,3 +47,18 @@ def test_latest_year_and_shares_sum_to_one_for_every_commodity():
     positive = table.groupby(["commodity", "year"])["world_qty_t"].first() > 0
     assert (sums[positive] - 1).abs().max() < 1e-9
     assert table.groupby("commodity")["year"].nunique().max() == 1
+
+
+def test_world_concentration_export_shares_by_independent_query():
+    from critmin.data import query
+    from critmin.metrics.concentration import world_concentration
+
+    table, summary = world_concentration("graphite", 2022)
+    exports = query(
+        "SELECT exporter, sum(qty_t) AS t FROM {trade} WHERE year = 2022 "
+        "AND hs6 IN ('250410', '250490') AND qty_t IS NOT NULL GROUP BY exporter"
+    )
+    china = exports.set_index("exporter")["t"]
+    row = table.set_index("country").loc["CHN"]
+    assert row["export_share"] == pytest.approx(china["CHN"] / china.sum())
+    assert summary["export_hhi"] == pytest.approx(((china / china.sum()) ** 2).sum())

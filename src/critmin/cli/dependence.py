@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import typer
 
 from critmin.cli.output import OutputFormat, console, emit, emit_json
 from critmin.data import commodity as resolve_commodity
 from critmin.errors import InputError
-from critmin.metrics import production_shares
 from critmin.metrics.api import dependence as dependence_table
 from critmin.metrics.api import trace as trace_tables
-from critmin.metrics.dependence import commodity_flows, resolve_year, supplier_shares
+from critmin.metrics.concentration import world_concentration
+from critmin.metrics.dependence import resolve_year
 
 FORMAT = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv or json.")
 YEAR = typer.Option(None, help="Year (default: the latest with trade and production).")
@@ -114,25 +113,7 @@ def concentration(
     """World supply concentration: mine-production shares and export-market shares."""
     item = resolve_commodity(commodity)
     year = resolve_year(year)
-    mined = production_shares(item.id, year)[["country", "qty_t", "share"]]
-    flows = commodity_flows(year, "qty")
-    flows = flows[flows["commodity"] == item.id]
-    exported = flows.groupby("exporter", as_index=False)["amount"].sum()
-    exported = supplier_shares(exported.assign(commodity=item.id, importer="WORLD"))[
-        ["exporter", "amount", "share"]
-    ]
-    table = mined.rename(columns={"share": "production_share"}).merge(
-        exported.rename(
-            columns={"exporter": "country", "amount": "exports_t", "share": "export_share"}
-        ),
-        on="country",
-        how="outer",
-    )
-    table = table.sort_values(["production_share", "export_share"], ascending=False)
-    hhi = {
-        "production_hhi": float((mined["share"] ** 2).sum()),
-        "export_hhi": float((exported["share"] ** 2).sum()),
-    }
+    table, hhi = world_concentration(item.id, year)
     if fmt is OutputFormat.json:
         emit_json(
             {
@@ -144,7 +125,7 @@ def concentration(
         )
         return
     emit(
-        pd.DataFrame(table).head(20) if fmt is OutputFormat.table else table,
+        table.head(20) if fmt is OutputFormat.table else table,
         fmt,
         title=f"{item.name}, {year}: production HHI {hhi['production_hhi']:.3f}, "
         f"export HHI {hhi['export_hhi']:.3f}",

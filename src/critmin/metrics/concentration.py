@@ -7,6 +7,7 @@ import pandas as pd
 from critmin.data import countries_of, production
 from critmin.data.tables import NameSpec, YearSpec
 from critmin.errors import InputError
+from critmin.metrics.dependence import commodity_flows
 
 
 def shares(quantities: pd.Series) -> pd.Series:
@@ -76,3 +77,35 @@ def supply_concentration(
     focus_rows = table[table["country"] == focus].set_index(keys)["share"]
     summary["focus_share"] = focus_rows.reindex(summary.index).fillna(0.0)
     return summary.reset_index()
+
+
+def world_concentration(commodity: str, year: int) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Mine-production and export-market shares of one commodity and year, side by side.
+
+    Returns (table, summary). table: country, qty_t (production), production_share,
+    exports_t, export_share; summary: production_hhi, export_hhi (0–1). Export shares are
+    of world exports by quantity (BACI, main and complementary HS6 codes).
+    """
+    mined = production_shares(commodity, year)
+    item = mined["commodity"].iloc[0]
+    flows = commodity_flows(year, "qty")
+    exported = flows[flows["commodity"] == item].groupby("exporter", as_index=False)["amount"].sum()
+    exported["share"] = shares(exported["amount"])
+    table = (
+        mined[["country", "qty_t", "share"]]
+        .rename(columns={"share": "production_share"})
+        .merge(
+            exported.rename(
+                columns={"exporter": "country", "amount": "exports_t", "share": "export_share"}
+            ),
+            on="country",
+            how="outer",
+        )
+        .sort_values(["production_share", "export_share"], ascending=False)
+        .reset_index(drop=True)
+    )
+    summary = {
+        "production_hhi": herfindahl_hirschman(mined["share"]),
+        "export_hhi": herfindahl_hirschman(exported["share"]),
+    }
+    return table, summary
