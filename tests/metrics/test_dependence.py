@@ -166,3 +166,39 @@ def test_eu_is_one_economy():
     assert eu["importer"] == "eu27"
     members = set(cm.group("eu27").members)
     assert not {s["country"] for s in eu["suppliers"]} & members
+
+
+def test_refined_imports_carry_the_refiners_ore_origins_by_hand():
+    # Ore: mine G produces 100 and ships 80 to smelter S (no ore of its own).
+    # Refined: S produces 50 and exports 40 to user U; T produces 10 (no ore data) → U 10.
+    flows = pd.DataFrame(
+        [("ore", "G", "S", 80.0), ("metal", "S", "U", 40.0), ("metal", "T", "U", 10.0)],
+        columns=["commodity", "exporter", "importer", "amount"],
+    )
+    made = pd.DataFrame(
+        [("ore", "G", 100.0), ("metal", "S", 50.0), ("metal", "T", 10.0)],
+        columns=["commodity", "country", "amount"],
+    )
+    plain = traced_import_origins(flows, made).set_index(["commodity", "importer", "origin"])
+    assert plain.loc[("metal", "U", "S"), "share"] == pytest.approx(0.8)
+    chained = traced_import_origins(flows, made, {"metal": "ore"})
+    chained = chained.set_index(["commodity", "importer", "origin"])["share"]
+    # S's metal comes from G's ore: U's imports are 80 % G, 20 % T.
+    assert chained[("metal", "U", "G")] == pytest.approx(0.8)
+    assert chained[("metal", "U", "T")] == pytest.approx(0.2)
+    assert ("metal", "U", "S") not in chained.index
+
+
+def test_intermediaries_add_up_to_the_traced_shares():
+    for importer, commodity in (("DEU", "REE"), ("USA", "aluminium")):
+        origins, carried = trace(importer, commodity, year=2023)
+        traced = origins.set_index("origin")["traced_share"]
+        for column in [c for c in carried.columns if c.startswith("via_")]:
+            assert carried[column].sum() == pytest.approx(traced[column[4:]], abs=1e-9)
+
+
+def test_aluminium_is_traced_to_bauxite_mines():
+    origins, _ = trace("USA", "aluminium", year=2023)
+    top = origins["origin"].head(2).tolist()
+    assert set(top) <= {"BRA", "GIN", "AUS"}  # bauxite miners, not the smelters (CAN)
+    assert "CAN" not in origins[origins["traced_share"] > 0.01]["origin"].tolist()

@@ -267,6 +267,7 @@ def build_commodities(lib: Path) -> pd.DataFrame:
                 for d, c in zip(merged["Description"], merged["HS Code"].map(codes), strict=True)
             ],
             "unit": "t",
+            "upstream": merged["upstream"].replace("", None),
             "eol_rir": merged["EoL-RIR (2023)"].astype(float),
             "eol_rir_source": merged["Reference"].map(clean),
         }

@@ -36,6 +36,7 @@ class Commodity:
     peer_name: str
     wmd_sheet: str
     aliases: tuple[str, ...]
+    upstream: str | None = None
 
     @property
     def trade_codes(self) -> tuple[str, ...]:
@@ -103,6 +104,7 @@ def _commodity_table(_data_dir: str) -> tuple[dict[str, Commodity], _Index]:
             peer_name=row.peer_name,
             wmd_sheet=row.wmd_sheet,
             aliases=tuple(row.aliases),
+            upstream=row.upstream if isinstance(row.upstream, str) else None,
         )
         records[item.id] = item
         index.add(item.id, list(item.aliases), [item.id, item.name])

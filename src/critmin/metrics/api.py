@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from critmin.data import all_commodities, countries_of, country, group
 from critmin.data import commodity as resolve_commodity
-from critmin.data import countries_of, country, group
 from critmin.errors import InputError, UnknownNameError
 from critmin.metrics.dependence import (
     commodity_flows,
@@ -16,7 +16,7 @@ from critmin.metrics.dependence import (
     risky_countries,
     supplier_shares,
 )
-from critmin.metrics.tracing import origin_matrix, traced_import_origins
+from critmin.metrics.tracing import chained_origin_matrix, traced_import_origins
 
 # WGI political stability below −0.5 (on −2.5…2.5) counts as a low-governance supplier.
 DEFAULT_RISK_THRESHOLD = -0.5
@@ -36,6 +36,11 @@ def importer_code(name: str) -> tuple[str, dict[str, tuple[str, ...]]]:
     if len(members) == 1:
         return members[0], {}
     return label, {label: members}
+
+
+def stage_chains() -> dict[str, str]:
+    """Refined commodity → its ore, from the commodity map (aluminium → bauxite)."""
+    return {c.id: c.upstream for c in all_commodities() if c.upstream}
 
 
 def _tables(importer: str, year: int, basis: str):
@@ -76,7 +81,9 @@ def dependence(
     if table.empty:
         what = f" for {commodity}" if commodity else ""
         raise InputError(f"{importer} has no trade or production data{what} in {year}")
-    traced = traced_import_origins(flows[flows["commodity"].isin(table["commodity"])], made)
+    chains = stage_chains()
+    needed = set(table["commodity"]) | {chains[c] for c in table["commodity"] if c in chains}
+    traced = traced_import_origins(flows[flows["commodity"].isin(needed)], made, chains)
     traced = traced[(traced["importer"] == code) & (traced["origin"] == supplier_code)]
     table = table.merge(
         traced[["commodity", "share"]].rename(columns={"share": "traced_supplier_share"}),
@@ -113,13 +120,21 @@ def trace(
     year = resolve_year(year)
     wanted = resolve_commodity(commodity).id
     code, flows, made = _tables(importer, year, basis)
+    chains = stage_chains()
+    ore = chains.get(wanted)
+    all_flows, all_made = flows, made
     flows = flows[flows["commodity"] == wanted]
     made = made[made["commodity"] == wanted]
     direct = supplier_shares(flows[flows["importer"] == code])
     if direct.empty:
         raise InputError(f"{importer} imports no {wanted} in {year} (basis {basis})")
-    traced = traced_import_origins(flows, made)
-    traced = traced[traced["importer"] == code]
+    keep = {wanted, ore} - {None}
+    traced = traced_import_origins(
+        all_flows[all_flows["commodity"].isin(keep)],
+        all_made[all_made["commodity"].isin(keep)],
+        chains,
+    )
+    traced = traced[(traced["importer"] == code) & (traced["commodity"] == wanted)]
     origins = (
         direct[["exporter", "share"]]
         .rename(columns={"exporter": "origin", "share": "direct_share"})
@@ -132,14 +147,15 @@ def trace(
         .sort_values("traced_share", ascending=False)
         .reset_index(drop=True)
     )
-    countries, origin = origin_matrix(flows, made)
+    labels, countries, origin = chained_origin_matrix(wanted, all_flows, all_made, chains)
+    where = {c: i for i, c in enumerate(labels)}
     index = {c: i for i, c in enumerate(countries)}
-    top = [o for o in origins["origin"].head(3) if o in index]
+    top = [o for o in origins["origin"].head(3) if o in where]
     carried = direct[["exporter", "share"]].rename(
         columns={"exporter": "partner", "share": "direct_share"}
     )
     for name in top:
-        row = origin[index[name]]
+        row = origin[where[name]]
         carried[f"via_{name}"] = carried["direct_share"] * carried["partner"].map(
             lambda p, row=row: row[index[p]]
         )

@@ -18,6 +18,11 @@ most commodities, so processing in a third country is not an origin); where a se
 countries trades only among themselves with no production, their origin stays untraced
 (the shares of their imports then sum to less than one and the rest is reported as
 `untraced`).
+
+Stage chains: where a commodity has an upstream stage in the data (aluminium ← bauxite),
+the refiner's production carries the refiner's ore-origin mix instead of counting as an
+origin itself: traced = Ore · traced_refined, with Ore[o, r] the origin shares of refiner
+r's ore availability (r itself where it has none).
 """
 
 from __future__ import annotations
@@ -63,52 +68,110 @@ def origin_matrix(flows: pd.DataFrame, production: pd.DataFrame) -> tuple[list[s
     return countries, origin
 
 
-def traced_import_origins(flows: pd.DataFrame, production: pd.DataFrame) -> pd.DataFrame:
+def chained_origin_matrix(
+    commodity: str,
+    flows: pd.DataFrame,
+    production: pd.DataFrame,
+    upstream: dict[str, str] | None = None,
+) -> tuple[list[str], list[str], np.ndarray]:
+    """(origins, countries, S) for one commodity, refiners replaced by their ore origins.
+
+    flows/production hold every commodity (the ore's rows are needed for the chain).
+    S[o, c] is the share of country c's availability that originates in `origins[o]`.
+    """
+    own_flows = flows[flows["commodity"] == commodity]
+    own_made = production[production["commodity"] == commodity]
+    countries, origin = origin_matrix(own_flows, own_made)
+    ore = (upstream or {}).get(commodity)
+    if ore is None:
+        return countries, countries, origin
+    ore_flows = flows[flows["commodity"] == ore]
+    ore_made = production[production["commodity"] == ore]
+    if ore_flows.empty and ore_made.empty:
+        return countries, countries, origin
+    labels, chained = _chain(countries, origin, *origin_matrix(ore_flows, ore_made))
+    return labels, countries, chained
+
+
+def traced_import_origins(
+    flows: pd.DataFrame,
+    production: pd.DataFrame,
+    upstream: dict[str, str] | None = None,
+) -> pd.DataFrame:
     """Traced origin shares of each importer's imports, for every commodity.
 
     Input: flows (commodity, exporter, importer, amount), production (commodity, country,
-    amount), tonnes. Output: commodity, importer, origin, share — shares of an importer's
-    imports sum to 1 (including an `untraced` row when some origin cannot be traced).
+    amount), tonnes; `upstream` maps a refined commodity to its ore (e.g. {"aluminium":
+    "bauxite"}) so refined imports carry the refiners' ore origins. Output: commodity,
+    importer, origin, share — an importer's shares sum to 1 (with an `untraced` row when
+    some origin cannot be traced).
     """
     frames = []
-    for commodity, group in flows.groupby("commodity", sort=True):  # one solve per commodity
-        made = production[production["commodity"] == commodity]
-        countries, origin = origin_matrix(group, made)
+    for commodity in sorted(set(flows["commodity"])):  # one solve per commodity
+        labels, countries, origin = chained_origin_matrix(commodity, flows, production, upstream)
+        group = flows[flows["commodity"] == commodity]
         index = {code: i for i, code in enumerate(countries)}
         n = len(countries)
         imports = np.zeros((n, n))
         np.add.at(
             imports,
-            (group["exporter"].map(index).to_numpy(), group["importer"].map(index).to_numpy()),
-            group["amount"].to_numpy(),
+            (
+                group["exporter"].map(index).to_numpy(dtype=np.int64),
+                group["importer"].map(index).to_numpy(dtype=np.int64),
+            ),
+            group["amount"].to_numpy(dtype=float),
         )
         total = imports.sum(axis=0)
         importers = np.flatnonzero(total > 0)
         # traced[o, c] = Σ_r S[o, r] M_rc / M_c
         traced = origin @ imports[:, importers] / total[importers]
-        untraced = np.clip(1.0 - traced.sum(axis=0), 0.0, None)
-        rows, cols = np.nonzero(traced > 1e-12)
-        part = pd.DataFrame(
-            {
-                "commodity": commodity,
-                "importer": np.array(countries)[importers][cols],
-                "origin": np.array(countries)[rows],
-                "share": traced[rows, cols],
-            }
-        )
-        leftover = untraced > 1e-9
-        rest = pd.DataFrame(
-            {
-                "commodity": commodity,
-                "importer": np.array(countries)[importers][leftover],
-                "origin": UNTRACED,
-                "share": untraced[leftover],
-            }
-        )
-        frames.extend([part, rest])
+        frames.extend(_long(commodity, labels, np.array(countries)[importers], traced))
     if not frames:
         return pd.DataFrame(columns=["commodity", "importer", "origin", "share"])
     out = pd.concat(frames, ignore_index=True)
     return out.sort_values(
         ["commodity", "importer", "share"], ascending=[True, True, False]
     ).reset_index(drop=True)
+
+
+def _chain(
+    refiners: list[str], origin: np.ndarray, ore_countries: list[str], ore_origin: np.ndarray
+) -> tuple[list[str], np.ndarray]:
+    """Replace each refining origin by the refiner's ore-origin mix (renormalised to 1)."""
+    labels = sorted(set(refiners) | set(ore_countries))
+    where = {code: i for i, code in enumerate(labels)}
+    ore_index = {code: i for i, code in enumerate(ore_countries)}
+    mix = np.zeros((len(labels), len(refiners)))
+    for column, refiner in enumerate(refiners):  # one column per country, not per flow
+        source = ore_origin[:, ore_index[refiner]] if refiner in ore_index else None
+        if source is not None and source.sum() > 0:
+            rows = [where[c] for c in ore_countries]
+            mix[rows, column] = source / source.sum()
+        else:
+            mix[where[refiner], column] = 1.0
+    return labels, mix @ origin
+
+
+def _long(
+    commodity: str, labels: list[str], importers: np.ndarray, traced: np.ndarray
+) -> list[pd.DataFrame]:
+    untraced = np.clip(1.0 - traced.sum(axis=0), 0.0, None)
+    rows, cols = np.nonzero(traced > 1e-12)
+    part = pd.DataFrame(
+        {
+            "commodity": commodity,
+            "importer": importers[cols],
+            "origin": np.array(labels)[rows],
+            "share": traced[rows, cols],
+        }
+    )
+    leftover = untraced > 1e-9
+    rest = pd.DataFrame(
+        {
+            "commodity": commodity,
+            "importer": importers[leftover],
+            "origin": UNTRACED,
+            "share": untraced[leftover],
+        }
+    )
+    return [part, rest]
