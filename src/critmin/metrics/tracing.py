@@ -33,6 +33,20 @@ import pandas as pd
 UNTRACED = "untraced"
 
 
+def import_matrix(flows: pd.DataFrame, index: dict[str, int]) -> np.ndarray:
+    """M[r, c] = flows from exporter r to importer c (summed), countries numbered by `index`."""
+    imports = np.zeros((len(index), len(index)))
+    np.add.at(
+        imports,
+        (
+            flows["exporter"].map(index).to_numpy(dtype=np.int64),
+            flows["importer"].map(index).to_numpy(dtype=np.int64),
+        ),
+        flows["amount"].to_numpy(dtype=float),
+    )
+    return imports
+
+
 def origin_matrix(flows: pd.DataFrame, production: pd.DataFrame) -> tuple[list[str], np.ndarray]:
     """Countries and S[o, c] for one commodity (flows: exporter, importer, amount;
     production: country, amount; both in tonnes). Columns of S sum to ≤ 1."""
@@ -45,15 +59,7 @@ def origin_matrix(flows: pd.DataFrame, production: pd.DataFrame) -> tuple[list[s
         production["country"].map(index).to_numpy(dtype=np.int64),
         production["amount"].to_numpy(dtype=float),
     )
-    imports = np.zeros((n, n))
-    np.add.at(
-        imports,
-        (
-            flows["exporter"].map(index).to_numpy(dtype=np.int64),
-            flows["importer"].map(index).to_numpy(dtype=np.int64),
-        ),
-        flows["amount"].to_numpy(dtype=float),
-    )
+    imports = import_matrix(flows, index)
     availability = made + imports.sum(axis=0)
     safe = np.where(availability > 0, availability, 1.0)
     mixing = imports / safe  # A[r, c] = M_rc / a_c
@@ -110,17 +116,7 @@ def traced_import_origins(
     for commodity in sorted(set(flows["commodity"])):  # one solve per commodity
         labels, countries, origin = chained_origin_matrix(commodity, flows, production, upstream)
         group = flows[flows["commodity"] == commodity]
-        index = {code: i for i, code in enumerate(countries)}
-        n = len(countries)
-        imports = np.zeros((n, n))
-        np.add.at(
-            imports,
-            (
-                group["exporter"].map(index).to_numpy(dtype=np.int64),
-                group["importer"].map(index).to_numpy(dtype=np.int64),
-            ),
-            group["amount"].to_numpy(dtype=float),
-        )
+        imports = import_matrix(group, {code: i for i, code in enumerate(countries)})
         total = imports.sum(axis=0)
         importers = np.flatnonzero(total > 0)
         # traced[o, c] = Σ_r S[o, r] M_rc / M_c
