@@ -23,6 +23,7 @@ def write_user_production(folder, countries, quantities):
             "qty_t": quantities,
             "flag": ["r"] * rows,
             "unit_source": ["metr. t"] * rows,
+            "qty_source": quantities,
         }
     )
     write_parquet_atomic(folder / "production.parquet", frame, arrow_schema("production"))
