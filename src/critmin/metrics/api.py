@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from critmin.data import all_commodities, countries_of, country, group
+from critmin.data import all_commodities, all_countries, countries_of, country, group
 from critmin.data import commodity as resolve_commodity
 from critmin.errors import InputError, UnknownNameError
 from critmin.metrics.dependence import (
@@ -16,6 +16,8 @@ from critmin.metrics.dependence import (
     risky_countries,
     supplier_shares,
 )
+from critmin.metrics.eu_supply_risk import eu_supply_risk
+from critmin.metrics.geopolrisk import YEARS, geopolrisk
 from critmin.metrics.tracing import chained_origin_matrix, traced_import_origins
 
 # WGI political stability below −0.5 (on −2.5…2.5) counts as a low-governance supplier.
@@ -160,3 +162,43 @@ def trace(
             lambda p, row=row: row[index[p]]
         )
     return origins, carried.reset_index(drop=True)
+
+
+RISK_METHODS = ("geopolrisk", "eu-sr")
+
+
+def risk(
+    importer: str | None = None,
+    commodity: str | None = None,
+    year: int | None = None,
+    method: str = "geopolrisk",
+    peer_compatible: bool = False,
+) -> pd.DataFrame:
+    """Supply risk of an importer (country, group or comma list; None = every country) for a
+    commodity (None = all) and year (None = 2024 for EU SR, 2018–2024 for GeoPolRisk).
+
+    method `geopolrisk`: see `critmin.metrics.geopolrisk` (columns hhi, import_risk, score,
+    cf, price); `peer_compatible` reproduces geopolrisk-py 2.0.1 exactly. method `eu-sr`:
+    see `critmin.metrics.eu_supply_risk`.
+    """
+    if method not in RISK_METHODS:
+        raise InputError(f"risk method {method!r} is not one of {', '.join(RISK_METHODS)}")
+    if peer_compatible and method != "geopolrisk":
+        raise InputError("--peer-compatible applies to the geopolrisk method only")
+    entities = None
+    if importer is not None:
+        code, blocs = importer_code(importer)
+        entities = blocs or {code: (code,)}
+    if method == "geopolrisk":
+        years = YEARS if year is None else [year]
+        table = geopolrisk(entities, years, mode="peer" if peer_compatible else "correct")
+    else:
+        if entities is None:
+            entities = {c.iso3: (c.iso3,) for c in all_countries() if c.baci_codes}
+        table = eu_supply_risk(entities, resolve_year(2024 if year is None else year))
+    if commodity is not None:
+        wanted = resolve_commodity(commodity).id
+        table = table[table["commodity"] == wanted]
+        if table.empty:
+            raise InputError(f"no {method} result for {wanted} (no HS code or no data)")
+    return table.reset_index(drop=True)

@@ -1,0 +1,65 @@
+"""`critmin risk`: GeoPolRisk and EU supply risk for countries, blocs and commodities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from critmin.cli.output import OutputFormat, console, emit
+from critmin.data.io import atomic_path
+from critmin.errors import InputError
+from critmin.metrics.api import risk as risk_table
+
+
+def risk(
+    importer: str = typer.Argument("all", help="Country, group, A,B,C list, or 'all'."),
+    commodity: str = typer.Argument("all", help="Commodity id or alias, or 'all'."),
+    all_: bool = typer.Option(False, "--all", help="Every country and every commodity."),
+    year: int | None = typer.Option(None, help="Year (GeoPolRisk: 2018-2024)."),
+    method: str = typer.Option("geopolrisk", help="geopolrisk or eu-sr."),
+    peer_compatible: bool = typer.Option(
+        False, help="Reproduce geopolrisk-py 2.0.1 exactly, quirks included."
+    ),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or xlsx."),
+    out: Path | None = typer.Option(None, help="File to write (needed for xlsx)."),
+) -> None:
+    """Supply risk: GeoPolRisk score and characterisation factor, or EU supply risk."""
+    if fmt not in ("table", "csv", "json", "xlsx"):
+        raise InputError(f"--format {fmt!r}: use table, csv, json or xlsx")
+    everyone = all_ or importer.casefold() == "all"
+    table = risk_table(
+        None if everyone else importer,
+        None if all_ or commodity.casefold() == "all" else commodity,
+        year=year,
+        method=method,
+        peer_compatible=peer_compatible,
+    )
+    if fmt == "xlsx":
+        if out is None:
+            raise InputError("--format xlsx needs --out FILE.xlsx")
+        with atomic_path(out) as tmp:
+            table.to_excel(tmp, index=False, engine="openpyxl")
+        console.print(f"{len(table):,} rows written to {out}")
+        return
+    shown = table if fmt != "table" else table.sort_values(table.columns[5], ascending=False)
+    columns = (
+        ["entity", "commodity", "year", "hhi", "import_risk", "score", "cf", "price"]
+        if method == "geopolrisk"
+        else [
+            "entity",
+            "commodity",
+            "year",
+            "hhi_wgi_global",
+            "hhi_wgi_sourcing",
+            "import_reliance",
+            "supply_risk",
+        ]
+    )
+    emit(
+        shown.head(40) if fmt == "table" else shown,
+        OutputFormat(fmt),
+        title=f"{method} supply risk" + (" (peer-compatible)" if peer_compatible else ""),
+        caption="GeoPolRisk: Koyamparambath et al.; EU SR: EC 2017 guidelines (CRM 2023)",
+        table_columns=columns,
+    )
