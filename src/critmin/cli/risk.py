@@ -42,7 +42,8 @@ def risk(
             table.to_excel(tmp, index=False, engine="openpyxl")
         console.print(f"{len(table):,} rows written to {out}")
         return
-    shown = table if fmt != "table" else table.sort_values(table.columns[5], ascending=False)
+    ranking = "score" if method == "geopolrisk" else "supply_risk"
+    shown = table if fmt != "table" else table.sort_values(ranking, ascending=False)
     columns = (
         ["entity", "commodity", "year", "hhi", "import_risk", "score", "cf", "price"]
         if method == "geopolrisk"
