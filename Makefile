@@ -35,8 +35,16 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks scripts
 	$(BIN)/ruff check --fix src tests benchmarks scripts
 
+# The registry tests also run against a real PostgreSQL server, started here (installed
+# from Debian's packages if missing) in a throwaway folder and stopped afterwards.
+PG_DIR := /tmp/critmin-test-pg-$(shell id -u)
+
 test: $(STAMP) $(GEOPOLRISK_WHEEL) lint
-	CRITMIN_GEOPOLRISK_WHEEL=$(abspath $(GEOPOLRISK_WHEEL)) $(BIN)/pytest -q
+	@url=$$(scripts/pg_test_server.sh start $(PG_DIR) auto) || { echo "PostgreSQL did not start"; exit 1; }; \
+	echo "PostgreSQL test server: $$url"; \
+	CRITMIN_TEST_PG_URL=$$url CRITMIN_GEOPOLRISK_WHEEL=$(abspath $(GEOPOLRISK_WHEEL)) \
+	  $(BIN)/pytest -q; status=$$?; \
+	scripts/pg_test_server.sh stop $(PG_DIR); exit $$status
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/baci_import.py

@@ -10,9 +10,10 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def isolated_user_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> Path:
-    """Point CRITMIN_DATA_DIR at a fresh folder so no test reads or writes the user's data."""
+    """Point CRITMIN_DATA_DIR and CRITMIN_DB_URL at a fresh folder: no test touches user data."""
     folder = tmp_path_factory.mktemp("critmin-user-data")
     monkeypatch.setenv("CRITMIN_DATA_DIR", str(folder))
+    monkeypatch.setenv("CRITMIN_DB_URL", f"sqlite:///{folder / 'registry.sqlite'}")
     return folder
 
 

@@ -255,3 +255,92 @@ def test_risk_commands(isolated_user_data, tmp_path):
     ):
         failed = critmin(*args, data_dir=isolated_user_data)
         assert failed.returncode == 2 and "Traceback" not in failed.stderr, args
+
+
+def test_agreements_commands(isolated_user_data, tmp_path):
+    good = [
+        {
+            "id": "test-offtake",
+            "title": "Test offtake",
+            "kind": "offtake",
+            "status": "in_force",
+            "signed": "2025-01",
+            "parties": [{"party": "USA", "lead_agency": None}],
+            "minerals": ["rare_earths"],
+            "commitments": [
+                {
+                    "mineral": "rare_earths",
+                    "supplier": "AUS",
+                    "recipient": "USA",
+                    "tonnes_per_year": 1000,
+                    "start": "2023",
+                }
+            ],
+            "milestones": [{"title": "first delivery", "planned": "2026-01", "status": "slipped"}],
+        }
+    ]
+    path = tmp_path / "good.json"
+    path.write_text(json.dumps(good), encoding="utf-8")
+    done = critmin("agreements", "import", str(path), "--replace", data_dir=isolated_user_data)
+    assert done.returncode == 0, done.stderr
+    listed = critmin("agreements", "list", "--format", "json", data_dir=isolated_user_data)
+    assert "test-offtake" in {r["id"] for r in json.loads(listed.stdout)}
+    done = critmin(
+        "agreements",
+        "update",
+        "test-offtake",
+        "--set",
+        "status=expired",
+        "--actor",
+        "tester",
+        data_dir=isolated_user_data,
+    )
+    assert done.returncode == 0, done.stderr
+    history = critmin(
+        "agreements", "history", "test-offtake", "-f", "json", data_dir=isolated_user_data
+    )
+    assert [h["actor"] for h in json.loads(history.stdout)][-1] == "tester"
+    exported = tmp_path / "all.csv"
+    done = critmin(
+        "agreements", "export", "-f", "csv", "--out", str(exported), data_dir=isolated_user_data
+    )
+    assert done.returncode == 0 and "test-offtake" in exported.read_text()
+    due = critmin(
+        "agreements",
+        "deadlines",
+        "--today",
+        "2026-11-24",
+        "-f",
+        "json",
+        data_dir=isolated_user_data,
+    )
+    assert any(r["agreement"] == "test-offtake" and r["overdue"] for r in json.loads(due.stdout))
+    cover = critmin(
+        "agreements", "coverage", "USA", "--year", "2024", "-f", "json", data_dir=isolated_user_data
+    )
+    assert cover.returncode == 0, cover.stderr
+
+
+def test_agreements_bad_input_changes_nothing(isolated_user_data, tmp_path):
+    critmin("agreements", "list", data_dir=isolated_user_data)  # creates (and seeds) the db
+    before = critmin("agreements", "export", data_dir=isolated_user_data).stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "id,title,kind,status,signed,parties\n"
+        'x1,One,memorandum,signed,2025-02-30x,"[{""party"": ""USA""}]"\n'
+        'x2,Two,memorandum,signed,2025,"[{""party"": ""Narnia""}]"\n'
+        'x1,Three,memorandum,maybe,2025,"[{""party"": ""USA""}]"\n',
+        encoding="utf-8",
+    )
+    done = critmin("agreements", "import", str(bad), data_dir=isolated_user_data)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    for expected in ("2025-02-30x", "Narnia", "maybe", "duplicate id 'x1'"):
+        assert expected in done.stderr
+    assert critmin("agreements", "export", data_dir=isolated_user_data).stdout == before
+    for args in (
+        ("agreements", "show", "nope"),
+        ("agreements", "coverage", "Atlantis"),
+        ("agreements", "deadlines", "--today", "soon"),
+    ):
+        failed = critmin(*args, data_dir=isolated_user_data)
+        assert failed.returncode == 2 and "Traceback" not in failed.stderr, args

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from critmin import __version__
+from critmin.cli import agreements as agreement_commands
 from critmin.cli import data as data_commands
 from critmin.cli import dependence as dependence_commands
 from critmin.cli import overview as overview_commands
@@ -22,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_commands.app, name="data")
+app.add_typer(agreement_commands.app, name="agreements")
 app.command("overview")(overview_commands.overview)
 app.command("dependence")(dependence_commands.dependence)
 app.command("trace")(dependence_commands.trace)

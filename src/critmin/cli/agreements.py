@@ -1,0 +1,289 @@
+"""`critmin agreements`: the registry of memoranda, offtakes, price floors and deadlines."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import getpass
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from critmin.cli.output import OutputFormat, console, emit, emit_json
+from critmin.data.io import write_text_atomic
+from critmin.errors import InputError
+from critmin.registry.coverage import coverage as coverage_table
+from critmin.registry.deadlines import deadlines as deadline_table
+from critmin.registry.records import AGREEMENT_FIELDS
+from critmin.registry.store import Registry
+
+app = typer.Typer(
+    help="Agreements, commitments and deadlines (SQLite or PostgreSQL).", no_args_is_help=True
+)
+FORMAT = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv or json.")
+ACTOR = typer.Option(None, "--actor", help="Who makes the change (default: your user name).")
+NESTED = ("parties", "minerals", "commitments", "milestones", "sources")
+
+
+def _actor(actor: str | None) -> str:
+    if actor:
+        return actor
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _summary(records: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "id": r["id"],
+                "kind": r["kind"],
+                "status": r["status"],
+                "signed": r["signed"],
+                "parties": ", ".join(p["party"] for p in r["parties"]),
+                "minerals": ", ".join(r["minerals"]),
+                "commitments": len(r["commitments"]),
+                "archived": r["archived"],
+            }
+            for r in records
+        ],
+        columns=[
+            "id",
+            "kind",
+            "status",
+            "signed",
+            "parties",
+            "minerals",
+            "commitments",
+            "archived",
+        ],
+    )
+
+
+@app.command("list")
+def list_agreements(
+    status: str | None = typer.Option(None, help="Only this status."),
+    party: str | None = typer.Option(None, help="Only agreements with this party (ISO3, EU)."),
+    mineral: str | None = typer.Option(None, help="Only agreements covering this mineral."),
+    archived: bool = typer.Option(False, help="Include archived agreements."),
+    fmt: OutputFormat = FORMAT,
+) -> None:
+    """Agreements, filtered."""
+    records = Registry().records(include_archived=archived)
+    if status:
+        records = [r for r in records if r["status"] == status]
+    if party:
+        records = [r for r in records if party in {p["party"] for p in r["parties"]}]
+    if mineral:
+        from critmin.data import commodity
+
+        wanted = commodity(mineral).id
+        records = [
+            r
+            for r in records
+            if wanted in r["minerals"] or wanted in {c["mineral"] for c in r["commitments"]}
+        ]
+    if fmt is OutputFormat.json:
+        emit_json(records)
+    else:
+        emit(_summary(records), fmt, title=f"{len(records)} agreements")
+
+
+@app.command("show")
+def show(ident: str = typer.Argument(...), fmt: OutputFormat = FORMAT) -> None:
+    """One agreement with its parties, commitments and milestones."""
+    record = Registry().get(ident)
+    if fmt is OutputFormat.json:
+        emit_json(record)
+        return
+    console.print(
+        f"[bold]{record['title']}[/] ({record['id']}; {record['kind']}, "
+        f"{record['status']}; signed {record['signed'] or '–'})"
+    )
+    console.print(f"source: {record['source_url'] or '–'}")
+    if record["notes"]:
+        console.print(record["notes"])
+    for name in ("parties", "commitments", "milestones"):
+        if record[name]:
+            emit(pd.DataFrame(record[name]), fmt, title=name)
+
+
+def _read_records(path: Path) -> list[dict]:
+    """Records from a JSON file (a list, or an object with 'agreements') or a CSV file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from exc
+    if path.suffix.lower() == ".csv":
+        records = []
+        for number, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+            record = {k: (v if v != "" else None) for k, v in row.items() if k}
+            for field in NESTED:
+                if record.get(field):
+                    try:
+                        record[field] = json.loads(record[field])
+                    except json.JSONDecodeError as exc:
+                        raise InputError(f"{path}:{number}: {field} is not JSON ({exc})") from exc
+            records.append(record)
+        return records
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    records = payload.get("agreements") if isinstance(payload, dict) else payload
+    if not isinstance(records, list):
+        raise InputError(f"{path}: expected a list of agreements or {{'agreements': [...]}}")
+    return records
+
+
+@app.command("add")
+def add(
+    path: Path = typer.Argument(..., help="JSON file with one agreement."),
+    actor: str | None = ACTOR,
+) -> None:
+    """Add an agreement from a JSON file."""
+    records = _read_records(path)
+    written = Registry().import_records(records, _actor(actor))
+    console.print(f"added {', '.join(r['id'] for r in written)}")
+
+
+@app.command("update")
+def update(
+    ident: str = typer.Argument(...),
+    set_: list[str] = typer.Option(..., "--set", help="field=value (value may be JSON)."),
+    actor: str | None = ACTOR,
+) -> None:
+    """Change fields: --set status=in_force --set 'milestones=[...]'."""
+    changes = {}
+    for item in set_:
+        field, sep, value = item.partition("=")
+        if not sep or field not in AGREEMENT_FIELDS:
+            raise InputError(
+                f"--set {item!r}: use field=value with a field of {', '.join(AGREEMENT_FIELDS)}"
+            )
+        try:
+            changes[field] = json.loads(value)
+        except json.JSONDecodeError:
+            changes[field] = value
+    record = Registry().update(ident, changes, _actor(actor))
+    console.print(f"{ident} updated (version {record['version']})")
+
+
+@app.command("archive")
+def archive(ident: str = typer.Argument(...), actor: str | None = ACTOR) -> None:
+    """Archive an agreement (kept with its history; restore brings it back)."""
+    Registry().archive(ident, _actor(actor))
+    console.print(f"{ident} archived")
+
+
+@app.command("restore")
+def restore(ident: str = typer.Argument(...), actor: str | None = ACTOR) -> None:
+    """Restore an archived agreement."""
+    Registry().restore(ident, _actor(actor))
+    console.print(f"{ident} restored")
+
+
+@app.command("history")
+def history(ident: str = typer.Argument(...), fmt: OutputFormat = FORMAT) -> None:
+    """Every change of an agreement: who, when, what."""
+    entries = Registry().history(ident)
+    if fmt is OutputFormat.json:
+        emit_json(entries)
+        return
+    rows = []
+    for entry in entries:
+        before, after = entry["before"] or {}, entry["after"] or {}
+        changed = sorted(
+            k for k in set(before) | set(after) if before.get(k) != after.get(k) and k != "version"
+        )
+        rows.append(
+            {
+                "at": entry["at"],
+                "actor": entry["actor"],
+                "action": entry["action"],
+                "changed": ", ".join(changed),
+            }
+        )
+    emit(pd.DataFrame(rows), fmt, title=f"history of {ident}")
+
+
+@app.command("import")
+def import_command(
+    path: Path = typer.Argument(..., help="JSON or CSV file of agreements."),
+    replace: bool = typer.Option(False, help="Overwrite agreements whose id exists."),
+    actor: str | None = ACTOR,
+) -> None:
+    """Import agreements; a file with any bad row changes nothing and lists every problem."""
+    written = Registry().import_records(_read_records(path), _actor(actor), replace=replace)
+    console.print(f"imported {len(written)} agreements")
+
+
+@app.command("export")
+def export(
+    fmt: str = typer.Option("json", "--format", "-f", help="json or csv."),
+    out: Path | None = typer.Option(None, help="File to write (default: standard output)."),
+    archived: bool = typer.Option(True, help="Include archived agreements."),
+) -> None:
+    """Export every agreement as JSON or CSV (nested fields as JSON in CSV cells)."""
+    records = Registry().records(include_archived=archived)
+    if fmt == "json":
+        text = json.dumps({"agreements": records}, indent=2, ensure_ascii=False) + "\n"
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(
+            buffer,
+            fieldnames=[*AGREEMENT_FIELDS[:-2], "notes"],
+            extrasaction="ignore",
+            lineterminator="\n",
+        )
+        writer.writeheader()
+        for record in records:
+            writer.writerow({k: json.dumps(v) if k in NESTED else v for k, v in record.items()})
+        text = buffer.getvalue()
+    else:
+        raise InputError(f"--format {fmt!r}: use json or csv")
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        write_text_atomic(out, text)
+        console.print(f"{len(records)} agreements written to {out}")
+
+
+@app.command("coverage")
+def coverage(
+    bloc: str = typer.Argument(..., help="Country, group or A,B,C list."),
+    year: int | None = typer.Option(None, help="Year of the import need."),
+    supplier: str = typer.Option("CHN", help="Supplier whose share before/after is shown."),
+    fmt: OutputFormat = FORMAT,
+) -> None:
+    """Import need per mineral vs committed volumes: covered share, gap, supplier share after."""
+    from critmin.data import country
+
+    table = coverage_table(Registry().records(), bloc, year, country(supplier).iso3)
+    emit(
+        table,
+        fmt,
+        title=f"Coverage of {bloc}'s net import need by active agreements",
+        caption="need = imports − exports (t); committed = signed/in-force commitments with "
+        "tonnes; gap filled by today's suppliers in today's proportions",
+    )
+
+
+@app.command("deadlines")
+def deadlines(
+    within: int = typer.Option(90, min=0, help="Days ahead to include."),
+    today: str | None = typer.Option(None, help="Reference date (default: today)."),
+    fmt: OutputFormat = FORMAT,
+) -> None:
+    """Milestones and deadlines due within --within days, and every overdue one."""
+    try:
+        reference = dt.date.fromisoformat(today) if today else dt.date.today()
+    except ValueError as exc:
+        raise InputError(f"--today {today!r} is not YYYY-MM-DD") from exc
+    table = deadline_table(Registry().records(), reference, within)
+    emit(table, fmt, title=f"Deadlines as of {reference} ({int(table['overdue'].sum())} overdue)")

@@ -1,0 +1,1 @@
+"""The agreements registry: agreements, parties, commitments, milestones and an audit log."""

@@ -1,0 +1,169 @@
+"""Agreement records as plain dicts (the JSON/CSV exchange format) and their validation."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from critmin.data import commodity, country
+from critmin.errors import CritminError
+from critmin.registry.models import KINDS, MILESTONE_STATUSES, STATUSES
+
+_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
+_DATE = re.compile(r"\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?")
+AGREEMENT_FIELDS = (
+    "id",
+    "title",
+    "kind",
+    "status",
+    "signed",
+    "effective",
+    "expiry",
+    "parties",
+    "minerals",
+    "commitments",
+    "milestones",
+    "source_url",
+    "sources",
+    "notes",
+)
+COMMITMENT_FIELDS = (
+    "mineral",
+    "supplier",
+    "recipient",
+    "tonnes_per_year",
+    "price_usd_per_t",
+    "floor_usd_per_t",
+    "start",
+    "end",
+    "note",
+)
+MILESTONE_FIELDS = ("title", "planned", "actual", "status")
+
+
+class RecordError(CritminError):
+    """One or more records are invalid; `problems` lists every one, by record."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        shown = "; ".join(problems[:20]) + (
+            f"; … {len(problems) - 20} more" if len(problems) > 20 else ""
+        )
+        super().__init__(f"{len(problems)} problem(s): {shown}")
+
+
+def valid_date(text: object) -> bool:
+    """ISO date of the precision the source gives: YYYY, YYYY-MM or YYYY-MM-DD."""
+    return text is None or (isinstance(text, str) and bool(_DATE.fullmatch(text)))
+
+
+def party_problem(party: object) -> str | None:
+    """None if `party` is an ISO3 country, 'EU' or 'company:Name'."""
+    if not isinstance(party, str) or not party.strip():
+        return f"party {party!r} is empty"
+    if party == "EU" or party.startswith("company:"):
+        return None
+    try:
+        if country(party).iso3 != party:
+            return f"party {party!r} must be written as its ISO3 code {country(party).iso3}"
+    except CritminError as exc:
+        return str(exc)
+    return None
+
+
+def _number_problem(label: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{label} {value!r} is not a number"
+    if math.isnan(value) or math.isinf(value) or value < 0:
+        return f"{label} {value!r} must be a finite number >= 0"
+    return None
+
+
+def record_problems(record: object) -> list[str]:
+    """Every problem of one agreement record (empty when valid)."""
+    if not isinstance(record, dict):
+        return ["a record must be an object"]
+    problems = []
+    unknown = set(record) - set(AGREEMENT_FIELDS) - {"archived", "version"}
+    if unknown:
+        problems.append(f"unknown fields {sorted(unknown)}")
+    ident = record.get("id")
+    if not isinstance(ident, str) or not _ID.fullmatch(ident):
+        problems.append(f"id {ident!r} must be a lowercase slug (a-z, 0-9, . _ -)")
+    if not isinstance(record.get("title"), str) or not record["title"].strip():
+        problems.append("title is required")
+    if record.get("kind") not in KINDS:
+        problems.append(f"kind {record.get('kind')!r} is not one of {', '.join(KINDS)}")
+    if record.get("status") not in STATUSES:
+        problems.append(f"status {record.get('status')!r} is not one of {', '.join(STATUSES)}")
+    for field in ("signed", "effective", "expiry"):
+        if not valid_date(record.get(field)):
+            problems.append(f"{field} {record.get(field)!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
+    parties = record.get("parties") or []
+    if not isinstance(parties, list) or not parties:
+        problems.append("parties must list at least one party")
+        parties = []
+    for party in parties:
+        name = party.get("party") if isinstance(party, dict) else party
+        problem = party_problem(name)
+        if problem:
+            problems.append(problem)
+    for mineral in record.get("minerals") or []:
+        try:
+            if commodity(mineral).id != mineral:
+                problems.append(f"mineral {mineral!r} must be written {commodity(mineral).id!r}")
+        except CritminError as exc:
+            problems.append(str(exc))
+    for number, item in enumerate(record.get("commitments") or [], start=1):
+        where = f"commitment {number}"
+        if not isinstance(item, dict):
+            problems.append(f"{where} must be an object")
+            continue
+        try:
+            commodity(str(item.get("mineral")))
+        except CritminError as exc:
+            problems.append(f"{where}: {exc}")
+        for side in ("supplier", "recipient"):
+            if item.get(side) is not None and party_problem(item[side]):
+                problems.append(f"{where}: {party_problem(item[side])}")
+        for field in ("tonnes_per_year", "price_usd_per_t", "floor_usd_per_t"):
+            problem = _number_problem(field, item.get(field))
+            if problem:
+                problems.append(f"{where}: {problem}")
+        for field in ("start", "end"):
+            if not valid_date(item.get(field)):
+                problems.append(f"{where}: {field} {item.get(field)!r} is not a date")
+    for number, item in enumerate(record.get("milestones") or [], start=1):
+        where = f"milestone {number}"
+        if not isinstance(item, dict) or not item.get("title"):
+            problems.append(f"{where} needs a title")
+            continue
+        if item.get("status") not in MILESTONE_STATUSES:
+            problems.append(
+                f"{where}: status {item.get('status')!r} is not one of "
+                f"{', '.join(MILESTONE_STATUSES)}"
+            )
+        for field in ("planned", "actual"):
+            if not valid_date(item.get(field)):
+                problems.append(f"{where}: {field} {item.get(field)!r} is not a date")
+    return problems
+
+
+def validate_records(records: list) -> None:
+    """Raise RecordError listing every problem of every record (and duplicate ids)."""
+    problems = []
+    seen: dict[str, int] = {}
+    for number, record in enumerate(records, start=1):
+        label = record.get("id") if isinstance(record, dict) else None
+        for problem in record_problems(record):
+            problems.append(f"record {number} ({label}): {problem}")
+        if isinstance(label, str):
+            if label in seen:
+                problems.append(
+                    f"record {number}: duplicate id {label!r} (also record {seen[label]})"
+                )
+            seen.setdefault(label, number)
+    if problems:
+        raise RecordError(problems)
