@@ -113,3 +113,37 @@ def test_deadlines_due_and_overdue():
     assert table["overdue"].tolist() == [True, False]
     assert table["days_left"].tolist() == [(dt.date(2026, 1, 31) - dt.date(2026, 11, 24)).days, 21]
     assert period_end("2024-02") == dt.date(2024, 2, 29)
+
+
+def test_reserved_flows_for_the_market_model():
+    from critmin.registry.coverage import reserved_flows
+
+    records = [
+        {
+            "id": "floor",
+            "status": "in_force",
+            "archived": False,
+            "commitments": [
+                {
+                    "mineral": "rare_earths",
+                    "supplier": "USA",
+                    "recipient": "USA",
+                    "tonnes_per_year": 1000,
+                    "floor_usd_per_t": 110000,
+                    "start": "2025",
+                }
+            ],
+        }
+    ]
+    flows = reserved_flows(records, 2026)
+    assert flows.to_dict(orient="records") == [
+        {
+            "commodity": "rare_earths",
+            "supplier": "USA",
+            "recipient": "USA",
+            "tonnes": 1000.0,
+            "floor_usd_per_t": 110000,
+            "agreement": "floor",
+        }
+    ]
+    assert reserved_flows(records, 2024).empty

@@ -63,31 +63,37 @@ def _year_in(year: int, start: str | None, end: str | None) -> bool:
     return (start is None or int(start[:4]) <= year) and (end is None or int(end[:4]) >= year)
 
 
+def reserved_flows(records: list[dict], year: int) -> pd.DataFrame:
+    """Every active commitment with tonnes in `year` as a flow the market model can reserve:
+    commodity, supplier, recipient, tonnes, floor_usd_per_t, agreement."""
+    rows = [
+        {
+            "commodity": item["mineral"],
+            "supplier": item.get("supplier"),
+            "recipient": item.get("recipient"),
+            "tonnes": float(item["tonnes_per_year"]),
+            "floor_usd_per_t": item.get("floor_usd_per_t"),
+            "agreement": record["id"],
+        }
+        for record in records
+        if not record.get("archived") and record["status"] in ACTIVE
+        for item in record.get("commitments") or []
+        if item.get("tonnes_per_year") and _year_in(year, item.get("start"), item.get("end"))
+    ]
+    columns = ["commodity", "supplier", "recipient", "tonnes", "floor_usd_per_t", "agreement"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def committed_flows(records: list[dict], members: set[str], year: int) -> pd.DataFrame:
-    """Active commitments with tonnes, received by the bloc in `year` (supplier, tonnes)."""
-    rows = []
-    for record in records:
-        if record.get("archived") or record["status"] not in ACTIVE:
-            continue
-        for item in record.get("commitments") or []:
-            recipient = item.get("recipient")
-            receives = recipient in members or (
-                recipient == "EU" and members & set(countries_of("eu27"))
-            )
-            if (
-                receives
-                and item.get("tonnes_per_year")
-                and _year_in(year, item.get("start"), item.get("end"))
-            ):
-                rows.append(
-                    {
-                        "commodity": item["mineral"],
-                        "supplier": item.get("supplier"),
-                        "tonnes": float(item["tonnes_per_year"]),
-                        "agreement": record["id"],
-                    }
-                )
-    return pd.DataFrame(rows, columns=["commodity", "supplier", "tonnes", "agreement"])
+    """Active commitments with tonnes received by the bloc (members, or "EU" for EU members)."""
+    flows = reserved_flows(records, year)
+    eu = set(countries_of("eu27"))
+    receives = flows["recipient"].isin(members) | (
+        (flows["recipient"] == "EU") & bool(members & eu)
+    )
+    return flows.loc[receives, ["commodity", "supplier", "tonnes", "agreement"]].reset_index(
+        drop=True
+    )
 
 
 def coverage(
