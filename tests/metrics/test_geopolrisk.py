@@ -133,3 +133,11 @@ def test_substitution_index_must_be_a_fraction():
 
     with pytest.raises(InputError, match="substitution"):
         eu_supply_risk({"JPN": ("JPN",)}, 2022, {"cobalt": 1.5})
+
+
+def test_eu_supply_risk_for_an_importer_without_trade():
+    from critmin.metrics.eu_supply_risk import eu_supply_risk
+
+    # Pitcairn neither produces nor imports cobalt: a defined zero sourcing term, no crash.
+    table = eu_supply_risk({"PCN": ("PCN",)}, 2022)
+    assert table["supply_risk"].notna().all()

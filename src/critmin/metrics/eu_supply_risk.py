@@ -52,12 +52,50 @@ def governance_0_10(year: int) -> pd.Series:
     return frame.set_index("country")["value"] * 10.0
 
 
-def _weighted_hhi(table: pd.DataFrame, group: str, who: str, wgi: pd.Series) -> pd.Series:
-    """Σ s² · WGI per `group` value, shares of `amount` across `who`."""
+def _weighted_hhi(table: pd.DataFrame, keys: list[str], who: str, wgi: pd.Series) -> pd.Series:
+    """Σ s² · WGI per `keys`, shares of `amount` across `who`."""
     table = table[table["amount"] > 0]
-    share = table["amount"] / table.groupby(group)["amount"].transform("sum")
-    weight = table[who].map(wgi).fillna(MISSING_WGI)
-    return (share**2 * weight).groupby(table[group]).sum()
+    if table.empty:  # nobody produces or imports: no term to weigh
+        empty = pd.MultiIndex.from_arrays([[] for _ in keys], names=keys)
+        return pd.Series(dtype=float, index=empty)
+    share = table["amount"] / table.groupby(keys)["amount"].transform("sum")
+    weight = table[who].map(wgi).astype(float).fillna(MISSING_WGI)
+    return (share**2 * weight).groupby([table[k] for k in keys]).sum()
+
+
+def _risk_rows(
+    flows: pd.DataFrame,
+    merged_made: pd.DataFrame,
+    made: pd.DataFrame,
+    names: list[str],
+    members: dict[str, tuple],
+    wgi: pd.Series,
+    global_hhi: pd.Series,
+) -> pd.DataFrame:
+    """SR inputs for the importers `names` of (already bloc-merged) flows and production,
+    all at once; `made` is the unmerged production (members keep their own governance)."""
+    reliance = dependence_from_tables(flows[flows["importer"].isin(names)], merged_made, "CHN")
+    reliance = reliance[reliance["importer"].isin(names)].rename(columns={"importer": "entity"})
+    own = pd.concat(
+        [made[made["country"].isin(members[n])].assign(entity=n) for n in names]
+    ).rename(columns={"country": "who"})
+    bought = flows[flows["importer"].isin(names)].rename(
+        columns={"importer": "entity", "exporter": "who"}
+    )
+    sourcing = pd.concat(
+        [
+            own[["entity", "commodity", "who", "amount"]],
+            bought[["entity", "commodity", "who", "amount"]],
+        ]
+    )
+    keys = ["entity", "commodity"]
+    table = _weighted_hhi(sourcing, keys, "who", wgi).rename("hhi_wgi_sourcing").to_frame()
+    table = table.join(reliance.set_index(keys)["import_reliance"], how="outer")
+    grid = pd.MultiIndex.from_product([names, global_hhi.index], names=keys)
+    table = table.reindex(grid.union(table.index))
+    table["hhi_wgi_global"] = global_hhi.reindex(table.index.get_level_values("commodity")).values
+    table = table[table["hhi_wgi_global"].notna() | table["hhi_wgi_sourcing"].notna()]
+    return table.reset_index()
 
 
 def eu_supply_risk(
@@ -69,51 +107,39 @@ def eu_supply_risk(
 
     Columns: entity, commodity, year, hhi_wgi_global, hhi_wgi_sourcing, import_reliance,
     eol_rir, substitution_index, supply_risk. `substitution` overrides SI per commodity id.
+    Single countries are computed together in one pass; each bloc in one more.
     """
     substitution = dict(substitution or {})
     for commodity, value in substitution.items():
         if not 0 <= value <= 1 or np.isnan(value):
             raise InputError(f"substitution index for {commodity} must be in 0-1, got {value}")
+    members = {name: tuple(codes) for name, codes in entities.items()}
+    for name, codes in members.items():
+        if not codes:
+            raise InputError(f"group {name!r} has no members")
     flows = commodity_flows(year, "qty")
     made = commodity_production(year, "qty")
     wgi = governance_0_10(year)
-    global_hhi = _weighted_hhi(made, "commodity", "country", wgi).rename("hhi_wgi_global")
+    global_hhi = _weighted_hhi(made, ["commodity"], "country", wgi)
+    global_hhi.index = global_hhi.index.get_level_values(0)
+    singles = [n for n, codes in members.items() if codes == (n,)]
+    parts = [_risk_rows(flows, made, made, singles, members, wgi, global_hhi)] if singles else []
+    for name in (n for n in members if n not in singles):
+        bloc_flows, bloc_made = merge_blocs(flows, made, {name: members[name]})
+        parts.append(_risk_rows(bloc_flows, bloc_made, made, [name], members, wgi, global_hhi))
+    table = pd.concat(parts, ignore_index=True)
+    table["import_reliance"] = table["import_reliance"].clip(0.0, 1.0).fillna(0.0)
+    table = table.fillna({"hhi_wgi_global": 0.0, "hhi_wgi_sourcing": 0.0})
     recycling = query("SELECT commodity, eol_rir FROM {commodities}").set_index("commodity")
-    frames = []
-    for name, members in entities.items():  # one vectorised pass per entity
-        members = tuple(members)
-        if not members:
-            raise InputError(f"group {name!r} has no members")
-        bloc_flows, bloc_made = merge_blocs(flows, made, {name: members})
-        reliance = dependence_from_tables(bloc_flows, bloc_made, "CHN")
-        reliance = reliance[reliance["importer"] == name].set_index("commodity")
-        own = made[made["country"].isin(members)].rename(columns={"country": "who"})
-        bought = bloc_flows[bloc_flows["importer"] == name].rename(columns={"exporter": "who"})
-        sourcing = pd.concat(
-            [own[["commodity", "who", "amount"]], bought[["commodity", "who", "amount"]]]
-        )
-        sourcing_hhi = _weighted_hhi(sourcing, "commodity", "who", wgi)
-        table = pd.DataFrame(
-            {
-                "hhi_wgi_global": global_hhi,
-                "hhi_wgi_sourcing": sourcing_hhi.rename("hhi_wgi_sourcing"),
-                "import_reliance": reliance["import_reliance"].clip(0.0, 1.0),
-            }
-        )
-        table = table[table["hhi_wgi_global"].notna() | table["hhi_wgi_sourcing"].notna()]
-        table["import_reliance"] = table["import_reliance"].fillna(0.0)
-        table = table.fillna({"hhi_wgi_global": 0.0, "hhi_wgi_sourcing": 0.0})
-        table["eol_rir"] = recycling["eol_rir"].reindex(table.index).fillna(0.0)
-        table["substitution_index"] = [substitution.get(c, 1.0) for c in table.index]
-        half = table["import_reliance"] / 2
-        table["supply_risk"] = (
-            (table["hhi_wgi_global"] * half + table["hhi_wgi_sourcing"] * (1 - half))
-            * (1 - table["eol_rir"])
-            * table["substitution_index"]
-        )
-        frames.append(table.rename_axis("commodity").reset_index().assign(entity=name))
-    out = pd.concat(frames, ignore_index=True)
-    out.insert(2, "year", int(year))
+    table["eol_rir"] = table["commodity"].map(recycling["eol_rir"]).fillna(0.0)
+    table["substitution_index"] = table["commodity"].map(substitution).fillna(1.0)
+    half = table["import_reliance"] / 2
+    table["supply_risk"] = (
+        (table["hhi_wgi_global"] * half + table["hhi_wgi_sourcing"] * (1 - half))
+        * (1 - table["eol_rir"])
+        * table["substitution_index"]
+    )
+    table.insert(2, "year", int(year))
     columns = [
         "entity",
         "commodity",
@@ -125,4 +151,4 @@ def eu_supply_risk(
         "substitution_index",
         "supply_risk",
     ]
-    return out[columns].sort_values(["entity", "supply_risk"], ascending=[True, False])
+    return table[columns].sort_values(["entity", "supply_risk"], ascending=[True, False])
