@@ -7,6 +7,7 @@ import typer
 from critmin.cli.output import OutputFormat, console, emit, emit_json
 from critmin.data import commodity as resolve_commodity
 from critmin.errors import InputError
+from critmin.metrics.api import DEFAULT_RISK_THRESHOLD
 from critmin.metrics.api import dependence as dependence_table
 from critmin.metrics.api import trace as trace_tables
 from critmin.metrics.concentration import world_concentration
@@ -23,12 +24,25 @@ def dependence(
     year: int | None = YEAR,
     supplier: str = typer.Option("CHN", help="Supplier whose share is reported."),
     basis: str = typer.Option("qty", help="qty (tonnes) or value (thousand USD)."),
+    risk_threshold: float = typer.Option(
+        DEFAULT_RISK_THRESHOLD,
+        min=-2.5,
+        max=2.5,
+        help="WGI political stability below which a supplier counts as risky (-2.5..2.5).",
+    ),
     fmt: OutputFormat = FORMAT,
 ) -> None:
     """Import reliance, supplier concentration and the supplier's direct and traced share."""
     if (commodity is None) == (not all_commodities):
         raise InputError("name one COMMODITY or pass --all")
-    table = dependence_table(importer, commodity, year=year, supplier=supplier, basis=basis)
+    table = dependence_table(
+        importer,
+        commodity,
+        year=year,
+        supplier=supplier,
+        basis=basis,
+        risk_threshold=risk_threshold,
+    )
     unit = "t" if basis == "qty" else "kusd"
     table = table.rename(
         columns={
