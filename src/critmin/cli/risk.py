@@ -10,6 +10,7 @@ from critmin.cli.output import OutputFormat, console, emit
 from critmin.data.io import atomic_path
 from critmin.errors import InputError
 from critmin.metrics.api import risk as risk_table
+from critmin.metrics.eu_supply_risk import EU_SR_COLUMNS
 
 
 def risk(
@@ -47,15 +48,7 @@ def risk(
     columns = (
         ["entity", "commodity", "year", "hhi", "import_risk", "score", "cf", "price"]
         if method == "geopolrisk"
-        else [
-            "entity",
-            "commodity",
-            "year",
-            "hhi_wgi_global",
-            "hhi_wgi_sourcing",
-            "import_reliance",
-            "supply_risk",
-        ]
+        else [c for c in EU_SR_COLUMNS if c not in ("eol_rir", "substitution_index")]
     )
     emit(
         shown.head(40) if fmt == "table" else shown,

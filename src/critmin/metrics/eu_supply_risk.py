@@ -40,6 +40,17 @@ from critmin.metrics.dependence import (
 )
 
 MISSING_WGI = 5.0
+EU_SR_COLUMNS = (
+    "entity",
+    "commodity",
+    "year",
+    "hhi_wgi_global",
+    "hhi_wgi_sourcing",
+    "import_reliance",
+    "eol_rir",
+    "substitution_index",
+    "supply_risk",
+)
 
 
 def governance_0_10(year: int) -> pd.Series:
@@ -140,15 +151,5 @@ def eu_supply_risk(
         * table["substitution_index"]
     )
     table.insert(2, "year", int(year))
-    columns = [
-        "entity",
-        "commodity",
-        "year",
-        "hhi_wgi_global",
-        "hhi_wgi_sourcing",
-        "import_reliance",
-        "eol_rir",
-        "substitution_index",
-        "supply_risk",
-    ]
+    columns = list(EU_SR_COLUMNS)
     return table[columns].sort_values(["entity", "supply_risk"], ascending=[True, False])
