@@ -55,7 +55,7 @@ def test_malformed_group_files(tmp_path, text, message):
 
 def test_msp_and_ministerial_as_published():
     groups = load_groups()
-    assert len(groups["msp"].members) == 14  # 14 countries; the EU is a partner, not listed
+    assert len(groups["msp"].members) == 15  # 15 countries; the EU is a partner, not listed
     assert groups["msp"].member_since["IND"] == "2023-06"
     ministerial = groups["ministerial_2026"]
     assert len(ministerial.members) == 55  # 54 attending countries and the host
