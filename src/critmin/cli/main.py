@@ -10,6 +10,7 @@ from critmin import __version__
 from critmin.cli import agreements as agreement_commands
 from critmin.cli import data as data_commands
 from critmin.cli import dependence as dependence_commands
+from critmin.cli import market as market_commands
 from critmin.cli import overview as overview_commands
 from critmin.cli import risk as risk_commands
 from critmin.cli.output import error_console
@@ -29,6 +30,8 @@ app.command("dependence")(dependence_commands.dependence)
 app.command("trace")(dependence_commands.trace)
 app.command("concentration")(dependence_commands.concentration)
 app.command("risk")(risk_commands.risk)
+app.command("shock")(market_commands.shock)
+app.command("zone")(market_commands.zone)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,259 @@
+"""`critmin shock`, `critmin zone`: export restrictions and the preferential zone, solved
+by the Armington market model."""
+
+from __future__ import annotations
+
+import enum
+
+import pandas as pd
+import typer
+
+from critmin.cli.output import OutputFormat, console, emit, emit_json, stages
+from critmin.errors import InputError
+from critmin.market.api import shock as shock_market
+from critmin.market.api import zone as zone_market
+from critmin.market.parameters import HORIZONS, parse_overrides
+from critmin.market.result import MarketResult
+
+FORMAT = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv or json.")
+YEAR = typer.Option(None, help="Base year (default: the latest with trade and production).")
+HORIZON = typer.Option("short", help="Elasticity set: short (about 1 year) or long (5+ years).")
+PARAMS = typer.Option(
+    None,
+    "--param",
+    help="Override a parameter: NAME=VALUE or NAME:ISO3=VALUE (see docs/market.md). Repeatable.",
+)
+RELEASE = typer.Option(
+    None, "--release", help="Stockpile release into a member: ISO3=TONNES. Repeatable."
+)
+ROW_SHARE = typer.Option(
+    0.0,
+    "--row-share",
+    help="Merge countries below this share of world activity into ROW (0 = none).",
+)
+
+
+class TableChoice(enum.StrEnum):
+    """Which table CSV output writes."""
+
+    markets = "markets"
+    prices = "prices"
+    flows = "flows"
+    summary = "summary"
+
+
+TABLE = typer.Option(
+    TableChoice.markets, "--table", help="Table for csv: markets, prices, flows, summary."
+)
+
+SUMMARY_KEYS = [
+    ("world_price_index", "world price index (sales-weighted, base = 1)"),
+    ("world_consumption_base_t", "world consumption, base (t)"),
+    ("world_consumption_t", "world consumption (t)"),
+    ("bloc_shortfall_pct", "bloc shortfall (% of base)"),
+    ("bloc_self_sufficiency_base", "bloc self-sufficiency, base"),
+    ("bloc_self_sufficiency", "bloc self-sufficiency"),
+    ("bloc_supplier_share_base", "China's share of bloc purchases, base"),
+    ("bloc_supplier_share", "China's share of bloc purchases"),
+    ("consumer_surplus_kusd", "Δ consumer surplus (kUSD)"),
+    ("producer_surplus_kusd", "Δ producer surplus (kUSD)"),
+    ("tariff_revenue_kusd", "tariff revenue incl. floor tariffs (kUSD)"),
+    ("quota_rent_kusd", "quota rents (kUSD)"),
+    ("fund_cost_kusd", "floor fund cost (kUSD)"),
+    ("stock_revenue_kusd", "stockpile sales (kUSD)"),
+    ("net_welfare_kusd", "Δ net welfare, world (kUSD)"),
+    ("iterations", "Newton iterations"),
+    ("max_residual", "max residual (excess demand / base sales)"),
+]
+
+
+def _pairs(items: list[str] | None, label: str) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InputError(f"{label} {item!r}: write KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _releases(items: list[str] | None) -> dict[str, float]:
+    out = {}
+    for key, value in _pairs(items, "--release").items():
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise InputError(f"--release {key}={value}: tonnes must be a number") from None
+    return out
+
+
+def summary_frame(result: MarketResult) -> pd.DataFrame:
+    """Headline figures of a result as (figure, value) rows."""
+    rows = [
+        (label, result.summary[key])
+        for key, label in SUMMARY_KEYS
+        if result.summary.get(key) is not None
+    ]
+    return pd.DataFrame(rows, columns=["figure", "value"])
+
+
+def _show(result: MarketResult, fmt: OutputFormat, table: TableChoice) -> None:
+    if fmt is OutputFormat.json:
+        emit_json(result.to_dict())
+        return
+    if fmt is OutputFormat.csv:
+        frames = {
+            "markets": result.markets,
+            "prices": result.prices,
+            "flows": result.flows,
+            "summary": summary_frame(result),
+        }
+        emit(frames[table.value], fmt)
+        return
+    s = result.summary
+    emit(summary_frame(result), fmt, title=f"{s['scenario']} — {s['year']}, {s['horizon']} horizon")
+    markets = result.markets.sort_values("shortfall_t", ascending=False).head(12)
+    emit(
+        markets,
+        fmt,
+        title="Largest shortfalls",
+        table_columns=[
+            "country",
+            "consumption_base_t",
+            "shortfall_t",
+            "shortfall_pct",
+            "price_index",
+            "consumer_surplus_kusd",
+        ],
+    )
+    prices = result.prices.sort_values("supply_base_t", ascending=False).head(10)
+    emit(
+        prices,
+        fmt,
+        title="Main suppliers",
+        table_columns=[
+            "country",
+            "price_usd_t",
+            "price_index",
+            "supply_base_t",
+            "supply_change_pct",
+            "producer_surplus_kusd",
+        ],
+    )
+    for note in s.get("notes", []):
+        console.print(f"note: {note}")
+
+
+def shock(
+    exporter: str = typer.Option(..., "--exporter", help="Restricting exporter (ISO3 or name)."),
+    commodity: str = typer.Option(..., "--commodity", help="Commodity id or alias."),
+    ban: bool = typer.Option(False, "--ban", help="Ban the exports."),
+    quota: float | None = typer.Option(
+        None, "--quota", help="Licence quota: flows capped at this fraction of base (0-1)."
+    ),
+    aggregate: bool = typer.Option(
+        False, "--aggregate", help="One quota on total exports instead of one per flow."
+    ),
+    targets: str | None = typer.Option(
+        None, "--targets", help="Only these destinations: ISO3 list or group (default: all)."
+    ),
+    year: int | None = YEAR,
+    horizon: str = HORIZON,
+    param: list[str] | None = PARAMS,
+    release: list[str] | None = RELEASE,
+    row_share: float = ROW_SHARE,
+    table: TableChoice = TABLE,
+    fmt: OutputFormat = FORMAT,
+) -> None:
+    """What an export ban or licence quota does to prices, flows, shortfalls and welfare."""
+    if horizon not in HORIZONS:
+        raise InputError(f"--horizon {horizon!r} is not one of {', '.join(HORIZONS)}")
+    with stages(1, "solving the market") as advance:
+        result = shock_market(
+            exporter,
+            commodity,
+            ban=ban,
+            quota=quota,
+            targets=targets,
+            aggregate=aggregate,
+            year=year,
+            horizon=horizon,
+            parameters=parse_overrides(param or []),
+            releases=_releases(release),
+            rest_of_world_share=row_share,
+        )
+        advance("done")
+    _show(result, fmt, table)
+
+
+def zone(
+    members: str = typer.Option(..., "--members", help="Zone members: group or ISO3 list."),
+    floor: list[str] = typer.Option(
+        ...,
+        "--floor",
+        help="COMMODITY=MULTIPLE of the base reference price (1.3) or COMMODITY=45000usd.",
+    ),
+    mechanism: str = typer.Option("tariff", help="tariff (adjustable tariff) or guarantee (fund)."),
+    with_ban: str | None = typer.Option(
+        None, "--with-ban", help="Also ban this exporter's exports to every destination."
+    ),
+    year: int | None = YEAR,
+    horizon: str = HORIZON,
+    param: list[str] | None = PARAMS,
+    release: list[str] | None = RELEASE,
+    row_share: float = ROW_SHARE,
+    table: TableChoice = TABLE,
+    fmt: OutputFormat = FORMAT,
+) -> None:
+    """A preferential zone with reference-price floors: prices, supply, costs, dependence."""
+    floors = _pairs(floor, "--floor")
+    with stages(len(floors), "solving") as advance:
+        results = zone_market(
+            members,
+            floors,
+            mechanism=mechanism,
+            with_ban=with_ban,
+            year=year,
+            horizon=horizon,
+            parameters=parse_overrides(param or []),
+            releases=_releases(release),
+            rest_of_world_share=row_share,
+        )
+        advance("done")
+    if fmt is OutputFormat.json:
+        emit_json({name: result.to_dict() for name, result in results.items()})
+        return
+    if (fmt is OutputFormat.csv and table is TableChoice.summary) or fmt is OutputFormat.table:
+        rows = []
+        for name, result in results.items():
+            frame = summary_frame(result).set_index("figure")["value"].rename(name)
+            rows.append(frame)
+        wide = pd.concat(rows, axis=1).reset_index()
+        if fmt is OutputFormat.csv:
+            emit(wide, fmt)
+            return
+        first = next(iter(results.values())).summary
+        emit(
+            wide,
+            fmt,
+            title=f"Zone of {len(first['bloc'])} members — {first['year']}, "
+            f"{first['horizon']} horizon",
+        )
+        for name, result in results.items():
+            markets = result.markets[result.markets["country"].isin(result.summary["bloc"])]
+            emit(
+                markets.sort_values("consumption_base_t", ascending=False).head(10),
+                fmt,
+                title=f"{name}: largest member markets",
+                table_columns=[
+                    "country",
+                    "consumption_base_t",
+                    "shortfall_pct",
+                    "price_index",
+                    "consumer_surplus_kusd",
+                    "tariff_revenue_kusd",
+                ],
+            )
+        return
+    frames = [getattr(r, table.value).assign(commodity=name) for name, r in results.items()]
+    emit(pd.concat(frames, ignore_index=True), fmt)

@@ -1,0 +1,175 @@
+"""The market questions by name: an export restriction (`shock`) and a preferential zone
+with reference-price floors (`zone`), on the bundled or user data."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from critmin.data import commodity as resolve_commodity
+from critmin.data import countries_of, country
+from critmin.errors import InputError, UnknownNameError
+from critmin.market.calibration import Calibration, calibrate
+from critmin.market.model import simulate
+from critmin.market.parameters import Override, check_horizon, resolve_parameters
+from critmin.market.policies import Ban, Quota, Release, Scenario, Zone
+from critmin.market.result import MarketResult
+from critmin.metrics.dependence import resolve_year
+
+
+def resolve_countries(names: str | Sequence[str] | None) -> tuple[tuple[str, ...] | None, bool]:
+    """ISO3 codes of a group, a country or a comma list, and whether every part named a
+    single country (then every pair must trade; a group may include non-traders)."""
+    if names is None:
+        return None, False
+    parts = names.split(",") if isinstance(names, str) else list(names)
+    strict = True
+    codes: list[str] = []
+    for part in (p.strip() for p in parts):
+        if not part:
+            continue
+        try:
+            codes.append(country(part).iso3)
+        except UnknownNameError:
+            strict = False
+            codes.extend(countries_of(part))
+    if not codes:
+        raise InputError(f"no countries in {names!r}")
+    return tuple(dict.fromkeys(codes)), strict
+
+
+def parse_floor(text: str | float) -> tuple[float, str]:
+    """'1.3' or '1.3x' → (1.3, multiple of the base reference price); '45000usd' or
+    '45000 USD/t' → (45000, USD/t)."""
+    if isinstance(text, int | float):
+        return float(text), "multiple"
+    match = re.fullmatch(r"\s*(-?[0-9.eE+]+)\s*(x|usd|usd/t)?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise InputError(
+            f"price floor {text!r}: write a multiple of the base price (1.3) or USD/t (45000usd)"
+        )
+    try:
+        value = float(match.group(1))
+    except ValueError:
+        raise InputError(f"price floor {text!r} is not a number") from None
+    unit = "usd_per_t" if (match.group(2) or "").lower().startswith("usd") else "multiple"
+    return value, unit
+
+
+def _calibrate(
+    commodity_id: str, year: int | None, row_share: float, keep: Sequence[str]
+) -> Calibration:
+    return calibrate(commodity_id, resolve_year(year), row_share, keep)
+
+
+def _in_market(
+    cal: Calibration, codes: Sequence[str] | None, strict: bool
+) -> tuple[str, ...] | None:
+    """Codes of a group that have a market in the calibration (all of them when strict)."""
+    if codes is None:
+        return None
+    if strict:
+        for code in codes:
+            cal.index(code)  # one clear line for a country with no base flow
+        return tuple(codes)
+    present = tuple(c for c in codes if c in cal.countries or c in cal.rest_of_world)
+    if not present:
+        raise InputError(f"none of {', '.join(codes)} trades {cal.commodity} in {cal.year}")
+    return present
+
+
+def shock(
+    exporter: str,
+    commodity: str,
+    *,
+    ban: bool = False,
+    quota: float | None = None,
+    targets: str | Sequence[str] | None = None,
+    aggregate: bool = False,
+    year: int | None = None,
+    horizon: str = "short",
+    parameters: Mapping[str, Override] | None = None,
+    releases: Mapping[str, float] | None = None,
+    rest_of_world_share: float = 0.0,
+) -> MarketResult:
+    """An export restriction by `exporter` on `commodity`: a ban, or a licence quota at
+    `quota` × base flows, on every destination or only `targets`.
+
+    >>> cm.shock("CHN", "rare_earths", ban=True, targets="USA,JPN")  # doctest: +SKIP
+    """
+    if ban == (quota is not None):
+        raise InputError("give exactly one of a ban or a quota fraction")
+    check_horizon(horizon)
+    item = resolve_commodity(commodity)
+    source = country(exporter).iso3
+    target_codes, strict = resolve_countries(targets)
+    keep = [source, *(target_codes or ()), *(releases or {})]
+    cal = _calibrate(item.id, year, rest_of_world_share, keep)
+    cal.index(source)
+    target_codes = _in_market(cal, target_codes, strict)
+    if ban:
+        policy = {"bans": (Ban(source, target_codes, strict),)}
+        label = f"{source} bans {item.id} exports"
+    else:
+        policy = {"quotas": (Quota(source, quota, target_codes, aggregate, strict),)}
+        label = f"{source} caps {item.id} exports at {quota:g} of base"
+    if target_codes:
+        label += " to " + (
+            ",".join(target_codes) if len(target_codes) <= 5 else f"{len(target_codes)} countries"
+        )
+    scenario = Scenario(
+        name=label,
+        releases=_releases(releases),
+        bloc=target_codes or (),
+        **policy,
+    )
+    return simulate(cal, scenario, resolve_parameters(cal.countries, horizon, parameters))
+
+
+def _releases(releases: Mapping[str, float] | None) -> tuple[Release, ...]:
+    return tuple(Release(country(name).iso3, tonnes) for name, tonnes in (releases or {}).items())
+
+
+def zone(
+    members: str | Sequence[str],
+    floors: Mapping[str, float | str],
+    *,
+    mechanism: str = "tariff",
+    with_ban: str | None = None,
+    year: int | None = None,
+    horizon: str = "short",
+    parameters: Mapping[str, Override] | None = None,
+    releases: Mapping[str, float] | None = None,
+    rest_of_world_share: float = 0.0,
+) -> dict[str, MarketResult]:
+    """A preferential zone of `members` with a reference-price floor per commodity
+    (`floors`: commodity → multiple of the base reference price, or 'NNNNusd' for USD/t),
+    kept by an adjustable tariff on non-members (`tariff`) or guaranteed to member producers
+    (`guarantee`); optionally under an export ban by `with_ban` on every destination.
+    One result per commodity."""
+    if not floors:
+        raise InputError("give at least one floor, e.g. rare_earths=1.3")
+    check_horizon(horizon)
+    codes, strict = resolve_countries(members)
+    banner = country(with_ban).iso3 if with_ban else None
+    results = {}
+    for name, floor in floors.items():
+        item = resolve_commodity(name)
+        level, unit = parse_floor(floor)
+        keep = [*codes, *(releases or {}), *([banner] if banner else [])]
+        cal = _calibrate(item.id, year, rest_of_world_share, keep)
+        present = _in_market(cal, codes, strict)
+        bans = (Ban(banner),) if banner else ()
+        label = f"zone of {len(present)} members, {item.id} floor {floor} ({mechanism})"
+        if banner:
+            label += f", {banner} export ban"
+        scenario = Scenario(
+            name=label,
+            bans=bans,
+            zone=Zone(present, level, unit, mechanism),
+            releases=_releases(releases),
+        )
+        results[item.id] = simulate(
+            cal, scenario, resolve_parameters(cal.countries, horizon, parameters)
+        )
+    return results
