@@ -10,7 +10,7 @@ v = market, base prices = 1):
     purchases        c_v  = max(D_v − S_v / D0_v, 0)                         (S: stockpile release)
     demand           q_rv = q0_rv · p_rv^(−σ_v) · P_v^(σ_v) · c_v
     supply           X_r  = X0_r · min(max(P*_r, G_r)^(e_r), K_r)           (G: guaranteed floor)
-    clearing         Σ_v q_rv = X_r
+    clearing         log Σ_v q_rv = log X_r
     quota j          τ_j ≥ 0,  φ_j − Σ_(rv∈j) q_rv / Σ_(rv∈j) q0_rv ≥ 0,  complementary
 
 The unknowns are z_r = log P*_r and u_j = log(1 + τ_j). Quota complementarity is written
@@ -35,10 +35,13 @@ import numpy as np
 
 from critmin.errors import SolverError
 
-TOLERANCE = 1e-11  # max |excess demand| / base sales at the solution
-MAX_ITERATIONS = 100
-MAX_LOG_STEP = 2.0  # at most a factor e² on any price per Newton step
-LOG_PRICE_BOUND = 200.0  # exp(±200) stays far inside float range in the log-space sums
+TOLERANCE = 1e-10  # max |log(demand / supply)| (≈ relative excess demand) at the solution
+# Where no step can lower the residual any more, roundoff has been reached: accept the point
+# if it is this close (extreme price ratios, e.g. 1e-38, cost a few digits).
+STALL_TOLERANCE = 1e-8
+MAX_ITERATIONS = 200
+MAX_LOG_STEP = 10.0  # at most a factor e¹⁰ on any price per Newton step (line search below)
+LOG_PRICE_BOUND = 600.0  # exp(±600) stays inside float range; the sums run in log space
 
 
 @dataclass
@@ -178,9 +181,11 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
     elastic_supply = producer_price**pb.supply_elasticity
     capped = elastic_supply >= pb.capacity
     supply = pb.x0 * np.minimum(elastic_supply, pb.capacity)
-    demand = flows.sum(axis=2)
-    scale = np.where(pb.x0 > 0, pb.x0, 1.0)
-    clearing = np.where(pb.active, (demand - supply) / scale, z)
+    # Clearing in logs, log D_r − log X_r: where one side is exponential in z (an origin
+    # priced out, a flooded market) the log form stays linear and Newton stays quadratic.
+    demand = np.maximum(flows.sum(axis=2), 1e-300)
+    with np.errstate(divide="ignore"):
+        clearing = np.where(pb.active, np.log(demand) - np.log(np.maximum(supply, 1e-300)), z)
 
     quota_base = np.where(pb.quota_base > 0, pb.quota_base, 1.0)
     use = flows[:, pb.pr, pb.pv] @ pb.ej / quota_base if len(pb.pr) else np.zeros_like(u)
@@ -213,9 +218,9 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
     own = pb.sigma[:, None, :] * flows * passes
     jzz = weight @ share_g.transpose(0, 2, 1)
     diag = np.arange(size)
-    supply_slope = supply * pb.supply_elasticity * (world_price >= pb.guarantee) * ~capped
-    jzz[:, diag, diag] -= own.sum(axis=2) + supply_slope
-    jzz /= scale[:, None]
+    jzz[:, diag, diag] -= own.sum(axis=2)
+    jzz /= demand[:, :, None]
+    jzz[:, diag, diag] -= pb.supply_elasticity * (world_price >= pb.guarantee) * ~capped
     count = u.shape[1]
     jac = np.zeros((batch, size + count, size + count))
     jac[:, :size, :size] = jzz
@@ -226,7 +231,7 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
         q_p = flows[:, pb.pr, pb.pv]
         spread = ej_t @ (sg_p[:, :, None] * pb.ev)  # (B, J, N): Σ_(rv∈j) s g on market v
         jzu = -(pb.er.T @ (own_p[:, :, None] * pb.ej)) + weight @ spread.transpose(0, 2, 1)
-        jac[:, :size, size:] = jzu / scale[:, None]
+        jac[:, :size, size:] = jzu / demand[:, :, None]
         mq = (ej_t @ (q_p[:, :, None] * pb.ev)) * (pb.sigma + kappa)[:, None, :]
         duse_dz = -(ej_t @ (own_p[:, :, None] * pb.er)) + mq @ share_g.transpose(0, 2, 1)
         duse_du = mq @ spread.transpose(0, 2, 1)
@@ -284,8 +289,9 @@ def solve(
     iterations = np.zeros(batch, dtype=int)
     state = evaluate(problem, z, u)
     norm = np.abs(state.residual).max(axis=1, initial=0.0)
+    stalled = np.zeros(batch, bool)
     for _ in range(max_iterations):
-        todo = np.flatnonzero(~(norm < tolerance))
+        todo = np.flatnonzero(~(norm < tolerance) & ~stalled)
         if not len(todo):
             break
         sub = problem.take(todo) if len(todo) < batch else problem
@@ -293,7 +299,8 @@ def solve(
         res = state.residual[todo]
         step = _newton_step(jac, res)
         biggest = np.abs(step).max(axis=1, initial=0.0)
-        step *= np.minimum(1.0, MAX_LOG_STEP / np.maximum(biggest, 1e-300))[:, None]
+        clip = np.minimum(1.0, MAX_LOG_STEP / np.maximum(biggest, 1e-300))
+        step *= clip[:, None]
         merit = 0.5 * (res**2).sum(axis=1)
         length = np.ones(len(todo))
         accepted = np.zeros(len(todo), bool)
@@ -305,7 +312,9 @@ def solve(
             u_try = np.clip(u[todo] + length[:, None] * step[:, size:], -5.0, LOG_PRICE_BOUND)
             trial = evaluate(sub, z_try, u_try, jacobian=False)
             trial_merit = 0.5 * (trial.residual**2).sum(axis=1)
-            good = ~accepted & (trial_merit <= (1.0 - 1e-4 * length) * merit)
+            # Armijo: the merit must fall by a fraction of the decrease the (clipped) Newton
+            # step predicts, 2 · clip · length · merit.
+            good = ~accepted & (trial_merit <= (1.0 - 2e-4 * clip * length) * merit)
             z_new[good], u_new[good] = z_try[good], u_try[good]
             accepted |= good
             if accepted.all():
@@ -314,12 +323,13 @@ def solve(
         # Where no step length decreases the merit take the smallest tried: a semismooth
         # kink can stall the line search while the full step is still the right direction.
         z_new[~accepted], u_new[~accepted] = z_try[~accepted], u_try[~accepted]
+        stalled[todo] = ~accepted & (norm[todo] < STALL_TOLERANCE)
         z[todo], u[todo] = z_new, u_new
         iterations[todo] += 1
         fresh = evaluate(sub, z[todo], u[todo])
         _store(state, fresh, todo)
         norm[todo] = np.abs(fresh.residual).max(axis=1, initial=0.0)
-    failed = np.flatnonzero(~(norm < tolerance))
+    failed = np.flatnonzero(~(norm < tolerance) & ~(stalled & (norm < STALL_TOLERANCE)))
     if len(failed):
         first = failed[0]
         label = names[first] if names else f"#{first}"
