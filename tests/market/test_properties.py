@@ -54,7 +54,9 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 def test_a_ban_never_raises_the_banned_flow_and_prices_stay_positive(case, data):
     cal, el = case
     exporters = [
-        c for c, s in zip(cal.countries, cal.sales_kusd() - np.diag(cal.value_kusd), strict=False) if s > 0
+        c
+        for c, s in zip(cal.countries, cal.sales_kusd() - np.diag(cal.value_kusd), strict=True)
+        if s > 0
     ]
     exporter = data.draw(st.sampled_from(exporters))
     buyers = [
@@ -84,7 +86,7 @@ def test_a_higher_guaranteed_floor_never_lowers_producer_prices_at_the_floor(
     # Members paid the floor under the lower floor get at least the higher floor. (A member
     # selling above the floor can lose: see the crowding-out test below.)
     cal, el = case
-    producers = [c for c, s in zip(cal.countries, cal.sales_kusd(), strict=False) if s > 0]
+    producers = [c for c, s in zip(cal.countries, cal.sales_kusd(), strict=True) if s > 0]
     members = tuple(data.draw(st.lists(st.sampled_from(producers), min_size=1, unique=True)))
     p = params(cal, el["sigma"], el["eta"], el["supply"])
     scenarios = [
