@@ -16,6 +16,7 @@ from critmin.data import (
     trade,
 )
 from critmin.errors import CritminError, DataError, InputError, SolverError
+from critmin.market.api import shock, zone
 from critmin.metrics import dependence, production_shares, trace
 
 try:
@@ -37,6 +38,8 @@ __all__ = [
     "group",
     "production",
     "production_shares",
+    "shock",
     "trace",
     "trade",
+    "zone",
 ]

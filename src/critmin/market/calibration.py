@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -61,15 +62,49 @@ class Calibration:
 
     def sales_kusd(self) -> np.ndarray:
         """Base sales of each origin, domestic included (kUSD): the supply X0."""
-        return self.value_kusd.sum(axis=1)
+        return self._sums["sales_kusd"]
 
     def absorption_kusd(self) -> np.ndarray:
         """Base purchases of each market, domestic included (kUSD): the demand D0."""
-        return self.value_kusd.sum(axis=0)
+        return self._sums["absorption_kusd"]
 
     def absorption_t(self) -> np.ndarray:
         """Base consumption of each market in tonnes."""
-        return self.tonnes.sum(axis=0)
+        return self._sums["absorption_t"]
+
+    @cached_property
+    def _sums(self) -> dict[str, np.ndarray]:
+        # Computed once: policies of a thousand-scenario batch all ask for them.
+        out = {
+            "sales_kusd": self.value_kusd.sum(axis=1),
+            "absorption_kusd": self.value_kusd.sum(axis=0),
+            "absorption_t": self.tonnes.sum(axis=0),
+        }
+        for array in out.values():
+            array.flags.writeable = False
+        return out
+
+    @cached_property
+    def constants(self) -> dict[str, np.ndarray]:
+        """Read-only (N, N) arrays of ones, zeros and −1: the 'no policy' defaults that
+        scenarios share until one of them sets a policy (fresh large arrays cost page
+        faults, which dominate compiling a thousand scenarios)."""
+        size = self.size
+        out = {
+            "ones": np.ones((size, size)),
+            "zeros": np.zeros((size, size)),
+            "minus_one": np.full((size, size), -1),
+        }
+        for array in out.values():
+            array.flags.writeable = False
+        return out
+
+    @cached_property
+    def traded(self) -> np.ndarray:
+        """(N, N) bool: the base flow exists (read-only)."""
+        mask = self.value_kusd > 0
+        mask.flags.writeable = False
+        return mask
 
 
 def calibrate_from_tables(

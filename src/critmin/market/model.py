@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from contextlib import nullcontext
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from critmin.market.calibration import Calibration
 from critmin.market.parameters import Parameters
@@ -74,11 +78,10 @@ class BatchResult:
     @property
     def flows_t(self) -> np.ndarray:
         """(B, N, N) flows in tonnes."""
-        q0 = self.calibration.value_kusd
-        ratio = np.divide(
-            self._gather("flows"), q0, out=np.zeros_like(self._gather("flows")), where=q0 > 0
-        )
-        return ratio * self.calibration.tonnes
+        cal = self.calibration
+        q0 = cal.value_kusd
+        dense = np.stack([sol.problem.dense(sol.state.flows[row]) for sol, row in self.solutions])
+        return np.divide(dense, q0, out=np.zeros_like(dense), where=q0 > 0) * cal.tonnes
 
     @property
     def iterations(self) -> np.ndarray:
@@ -90,9 +93,11 @@ def simulate_batch(
     scenarios: Sequence[Scenario],
     parameters: Parameters | Sequence[Parameters],
     chunk: int = CHUNK,
+    threads: int | None = None,
 ) -> BatchResult:
     """Solve `scenarios` on `cal`; scenarios sharing a quota structure are solved together
-    in batches of `chunk`. Raises InputError for a bad policy before any solve starts."""
+    in batches of `chunk`, chunks in parallel on `threads` (default: all cores). Raises
+    InputError for a bad policy before any solve starts."""
     params = (
         [parameters] * len(scenarios) if isinstance(parameters, Parameters) else list(parameters)
     )
@@ -101,11 +106,24 @@ def simulate_batch(
     groups: dict[bytes, list[int]] = {}
     for index, policy in enumerate(policies):
         groups.setdefault(policy.quota_id.tobytes(), []).append(index)
-    for members in groups.values():
-        for start in range(0, len(members), chunk):
-            rows = members[start : start + chunk]
-            problem = build_problem(cal, [policies[i] for i in rows], [params[i] for i in rows])
-            solution = solve(problem, names=[scenarios[i].name for i in rows])
+    chunks = [
+        members[start : start + chunk]
+        for members in groups.values()
+        for start in range(0, len(members), chunk)
+    ]
+
+    def run(rows: list[int]) -> tuple[list[int], Solution]:
+        problem = build_problem(cal, [policies[i] for i in rows], [params[i] for i in rows])
+        return rows, solve(problem, names=[scenarios[i].name for i in rows])
+
+    # numpy releases the GIL in its array kernels, so chunks run side by side on the cores;
+    # BLAS is held to one thread per chunk so the two levels do not fight over the cores.
+    workers = max(1, min(len(chunks), threads or os.cpu_count() or 1))
+    with (
+        threadpool_limits(limits=1, user_api="blas") if workers > 1 else nullcontext(),
+        ThreadPoolExecutor(max_workers=workers) as pool,
+    ):
+        for rows, solution in pool.map(run, chunks):
             for position, index in enumerate(rows):
                 solutions[index] = (solution, position)
     return BatchResult(cal, list(scenarios), policies, params, solutions)  # type: ignore[arg-type]

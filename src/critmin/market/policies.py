@@ -153,7 +153,7 @@ def _pairs(
         cols[cal.index(code)] = True
     mask = rows[:, None] & cols[None, :]
     np.fill_diagonal(mask, False)
-    traded = mask & (cal.value_kusd > 0)
+    traded = mask & cal.traded
     if not traded.any():
         raise InputError(
             f"{label}: no trade of {cal.commodity} in {cal.year} between "
@@ -177,15 +177,21 @@ def _names(codes: Sequence[str] | None) -> str:
     return ",".join(codes) if len(codes) <= 4 else f"{len(codes)} countries"
 
 
+def _own(array: np.ndarray) -> np.ndarray:
+    """A writable copy of a shared read-only default, or the array itself if already ours."""
+    return array if array.flags.writeable else array.copy()
+
+
 def compile_scenario(cal: Calibration, scenario: Scenario) -> PolicyArrays:
     """Translate `scenario` into arrays over `cal`, refusing impossible policies."""
     size = cal.size
     notes: list[str] = []
-    tariff = np.ones((size, size))
-    export_tax = np.ones((size, size))
-    open_ = cal.value_kusd > 0
-    floor = np.zeros((size, size))
-    quota_id = np.full((size, size), -1)
+    constants = cal.constants
+    tariff = constants["ones"]  # shared until a policy writes: see _own
+    export_tax = constants["ones"]
+    open_ = cal.traded
+    floor = constants["zeros"]
+    quota_id = constants["minus_one"]
     fractions: list[float] = []
     guarantee = np.zeros(size)
     stock = np.zeros(size)
@@ -194,24 +200,27 @@ def compile_scenario(cal: Calibration, scenario: Scenario) -> PolicyArrays:
     for item in scenario.tariffs:
         rate = _fraction("tariff rate", item.rate, 0.0)
         mask = _pairs(cal, "tariff", item.exporters, item.importers, item.strict, notes)
+        tariff = _own(tariff)
         tariff[mask] *= 1.0 + rate
     for item in scenario.export_taxes:
         rate = _fraction("export tax rate", item.rate, 0.0)
         mask = _pairs(cal, "export tax", [item.exporter], item.targets, item.strict, notes)
+        export_tax = _own(export_tax)
         export_tax[mask] *= 1.0 + rate
     for item in scenario.bans:
         mask = _pairs(
             cal, f"ban by {item.exporter}", [item.exporter], item.targets, item.strict, notes
         )
-        open_ &= ~mask
+        open_ = open_ & ~mask
     for item in scenario.quotas:
         fraction = _fraction("quota fraction", item.fraction, 0.0, 1.0)
         label = f"quota by {item.exporter}"
         mask = _pairs(cal, label, [item.exporter], item.targets, item.strict, notes)
         mask &= open_
         if fraction == 0.0:  # a zero quota is a ban; its rent would be unbounded
-            open_ &= ~mask
+            open_ = open_ & ~mask
             continue
+        quota_id = _own(quota_id)
         if (quota_id[mask] >= 0).any():
             raise InputError(f"{label}: a flow is under two quotas; give each flow one quota")
         if item.aggregate:
@@ -242,6 +251,7 @@ def compile_scenario(cal: Calibration, scenario: Scenario) -> PolicyArrays:
         floor_hat = floor_usd / cal.base_price_usd_t
         if zone.mechanism == "tariff":
             pairs = ~is_member[:, None] & is_member[None, :] & open_
+            floor = _own(floor)
             floor[pairs] = np.broadcast_to(floor_hat[:, None], (size, size))[pairs]
         else:
             guarantee[is_member & (cal.sales_kusd() > 0)] = floor_hat[

@@ -50,9 +50,11 @@ class MarketResult:
         row: int,
     ) -> MarketResult:
         state = solution.state
+        dense = solution.problem.dense
         world_price = state.world_price[row]
-        landed = state.landed[row]
-        flows = state.flows[row]
+        landed = dense(state.landed[row], 1.0)
+        unfloored = dense(state.unfloored[row], 1.0)
+        flows = dense(state.flows[row])
         producer_price = state.producer_price[row]
         supply = state.supply[row]
         q0 = cal.value_kusd
@@ -103,7 +105,7 @@ class MarketResult:
             policy.tariff,
             pair_rent,
             landed,
-            state.unfloored[row],
+            unfloored,
             flows,
         )
         fund = (producer_price - world_price) * supply
@@ -148,7 +150,7 @@ class MarketResult:
         )[d0 > 0]
         rows, cols = np.nonzero(q0 > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            floor_wedge = landed / state.unfloored[row] - 1.0
+            floor_wedge = landed / unfloored - 1.0
         flow_frame = pd.DataFrame(
             {
                 "exporter": names[rows],
