@@ -146,8 +146,9 @@ def main() -> int:
         runs.append(time.perf_counter() - start)
     batch_s = min(runs)
     iterations = batch.iterations
+    listed = ", ".join(f"{r:.2f}" for r in runs)
     print(
-        f"batch of {len(made)}: {batch_s:.2f} s, best of 3 (runs {', '.join(f'{r:.2f}' for r in runs)} s;"
+        f"batch of {len(made)}: {batch_s:.2f} s, best of 3 (runs {listed} s;"
         f" {batch_s / len(made) * 1e3:.2f} ms each; "
         f"Newton iterations median {int(np.median(iterations))}, max {iterations.max()}; "
         f"target {BATCH_TARGET_S:.0f} s)"
@@ -178,7 +179,8 @@ def main() -> int:
     print(f"max |Δ log price| between scipy and critmin: {worst:.1e}")
     speedup = speedups[True]
     print(
-        f"speed-up vs the straightforward scipy solve: {speedup:.0f}× (target {SPEEDUP_TARGET:.0f}×)"
+        f"speed-up vs the straightforward scipy solve: {speedup:.0f}× "
+        f"(target {SPEEDUP_TARGET:.0f}×)"
     )
     passed = (
         single_s < SINGLE_TARGET_S

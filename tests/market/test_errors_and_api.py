@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -16,14 +18,14 @@ from tests.market.conftest import market, params
 
 
 def test_unknown_member_names_the_closest_countries():
-    with pytest.raises(UnknownNameError, match="unknown country or group 'Germny'.*Germany"):
+    with pytest.raises(UnknownNameError, match=r"unknown country or group 'Germny'.*Germany"):
         cm.zone("USA,Germny", {"rare_earths": 1.3}, year=2023)
 
 
 def test_negative_elasticity_is_refused():
     with pytest.raises(InputError, match="cannot be negative"):
         parse_overrides(["demand_elasticity=-0.2"])
-    with pytest.raises(InputError, match="must be at least 1.0001"):
+    with pytest.raises(InputError, match=r"must be at least 1\.0001"):
         parse_overrides(["armington_sigma=0.9"])
     with pytest.raises(InputError, match="unknown market parameter 'sigma'"):
         parse_overrides(["sigma=2"])
@@ -111,7 +113,8 @@ def test_zone_with_a_group_skips_members_without_trade():
 
 
 def test_parameter_table_is_documented():
-    text = open("docs/market.md", encoding="utf-8").read()
+    text = Path("docs/market.md").read_text(encoding="utf-8")
     for spec in parameter_specs().values():
-        row = f"| `{spec.name}` | {spec.symbol} | {spec.defaults['short']:g} | {spec.defaults['long']:g} |"
+        short, long = spec.defaults["short"], spec.defaults["long"]
+        row = f"| `{spec.name}` | {spec.symbol} | {short:g} | {long:g} |"
         assert row in text, f"docs/market.md lacks the row for {spec.name}: {row}"
