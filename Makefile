@@ -49,6 +49,7 @@ test: $(STAMP) $(GEOPOLRISK_WHEEL) lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/baci_import.py
 	$(BIN)/python benchmarks/dependence_grid.py
+	$(BIN)/python benchmarks/market_solver.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache build dist src/*.egg-info

@@ -32,6 +32,7 @@ app.command("concentration")(dependence_commands.concentration)
 app.command("risk")(risk_commands.risk)
 app.command("shock")(market_commands.shock)
 app.command("zone")(market_commands.zone)
+app.command("backtest")(market_commands.backtest)
 
 
 def _version(value: bool) -> None:

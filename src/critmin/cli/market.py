@@ -1,5 +1,5 @@
-"""`critmin shock`, `critmin zone`: export restrictions and the preferential zone, solved
-by the Armington market model."""
+"""`critmin shock`, `critmin zone`, `critmin backtest`: export restrictions and the
+preferential zone, solved by the Armington market model, and checked against history."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from critmin.market.api import shock as shock_market
 from critmin.market.api import zone as zone_market
 from critmin.market.parameters import HORIZONS, parse_overrides
 from critmin.market.result import MarketResult
+from critmin.scenarios import backtest as run_backtest
+from critmin.scenarios import episodes
 
 FORMAT = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv or json.")
 YEAR = typer.Option(None, help="Base year (default: the latest with trade and production).")
@@ -257,3 +259,52 @@ def zone(
         return
     frames = [getattr(r, table.value).assign(commodity=name) for name, r in results.items()]
     emit(pd.concat(frames, ignore_index=True), fmt)
+
+
+def backtest(
+    episode: str | None = typer.Argument(
+        None, help="Episode id (see the list without an argument), or 'all'."
+    ),
+    fmt: OutputFormat = FORMAT,
+) -> None:
+    """Model a real export restriction from the year before it and compare with the data."""
+    table = episodes()
+    if episode is None:
+        emit(
+            table[
+                [
+                    "episode",
+                    "exporter",
+                    "commodity",
+                    "policy",
+                    "fraction",
+                    "base_year",
+                    "outcome_year",
+                    "start",
+                ]
+            ],
+            fmt,
+            title="Backtest episodes (critmin backtest EPISODE)",
+        )
+        return
+    names = list(table["episode"]) if episode == "all" else [episode]
+    with stages(len(names), "backtesting") as advance:
+        runs = []
+        for name in names:
+            runs.append(run_backtest(name))
+            advance(name)
+    if fmt is OutputFormat.json:
+        emit_json([run.to_dict() for run in runs] if episode == "all" else runs[0].to_dict())
+        return
+    if fmt is OutputFormat.csv:
+        emit(pd.concat([r.table.assign(episode=r.episode["episode"]) for r in runs]), fmt)
+        return
+    for run in runs:
+        e = run.episode
+        emit(
+            run.table,
+            fmt,
+            title=f"{e['episode']}: {e['exporter']} {e['policy']} on {e['commodity']}, "
+            f"model calibrated on {e['base_year']}, data of {e['outcome_year']}",
+            caption=f"% change from {e['base_year']}; source: {e['source']}",
+        )

@@ -1,6 +1,7 @@
 """The dataset catalog: bundled Parquet tables, importers, commodities, countries and groups."""
 
 from critmin.data.catalog import manifests, query, table_source, user_data_dir
+from critmin.data.controls import export_controls
 from critmin.data.groups import Group, load_groups
 from critmin.data.resolve import (
     Commodity,
@@ -23,6 +24,7 @@ __all__ = [
     "commodity",
     "countries_of",
     "country",
+    "export_controls",
     "governance",
     "group",
     "load_groups",

@@ -71,6 +71,9 @@ def origin_matrix(flows: pd.DataFrame, production: pd.DataFrame) -> tuple[list[s
         # A closed loop without production: least squares keeps what can be traced.
         transposed = np.linalg.lstsq(system.T, np.diag(own), rcond=None)[0]
     origin = np.clip(transposed.T, 0.0, None)
+    # A nearly closed loop (1e-10 t of production behind 13 t of circular trade) makes the
+    # system ill-conditioned and the columns can overshoot 1 by ~1e-6; exactly they cannot.
+    origin /= np.maximum(origin.sum(axis=0), 1.0)
     return countries, origin
 
 
