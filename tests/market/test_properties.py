@@ -46,14 +46,8 @@ def markets(draw, price_range=(100.0, 50_000.0), outsider=False):
 FLOOR_MARKETS = markets(price_range=(1000.0, 5000.0))
 
 
-# Derandomised: the same 60 examples on every run, so CI on a clean checkout is repeatable;
-# drop derandomize and raise max_examples to search further.
-SETTINGS = settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+# Repeatable by default (tests/conftest.py); HYPOTHESIS_PROFILE=explore searches afresh.
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
