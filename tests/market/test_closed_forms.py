@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from critmin.market import Ban, Quota, Scenario, Tariff, simulate, simulate_batch
+from critmin.market import Ban, Quota, Release, Scenario, Tariff, simulate, simulate_batch
 from critmin.market.calibration import calibrate
 from critmin.market.parameters import resolve_parameters
 from tests.market.conftest import market, params
@@ -157,3 +157,54 @@ def test_markets_clear_under_combined_policies():
     result = batch[0]
     assert result.summary["quota_rent_kusd"] > 0
     assert (result.prices["price_index"] > 0).all()
+
+
+def test_capacity_cap_binds_and_producer_surplus_follows_the_kinked_supply(two_sources):
+    # Ban A: B's price rises to p_B (closed form above) and it would supply p_B^e × base;
+    # capped at 1.05 × base, its supply stops there and the price must rise further.
+    sigma, eta, e = 3.0, 0.5, 0.8
+    cal = two_sources
+    free = simulate(cal, Scenario("ban", bans=(Ban("AAA"),)), params(cal, sigma, eta, e))
+    capped = simulate(
+        cal,
+        Scenario("ban+cap", bans=(Ban("AAA"),), capacity={"BBB": 1.05}),
+        params(cal, sigma, eta, e),
+    )
+    free_b = free.prices.set_index("country").loc["BBB"]
+    capped_b = capped.prices.set_index("country").loc["BBB"]
+    assert free_b["supply_t"] > 30 * 1.05
+    assert capped_b["supply_t"] == pytest.approx(30 * 1.05, rel=1e-10)
+    assert capped_b["price_index"] > free_b["price_index"]
+    # ΔPS = X0 [(p_K^(1+e) − 1)/(1+e) + K (p − p_K)], p_K = K^(1/e).
+    p, cap = capped_b["price_index"], 1.05
+    kink = cap ** (1 / e)
+    expected = 30 * ((kink ** (1 + e) - 1) / (1 + e) + cap * (p - kink))
+    assert capped_b["producer_surplus_kusd"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_stockpile_release_lowers_the_members_price_and_shortfall(two_sources):
+    cal = two_sources
+    p = params(cal)
+    ban = Scenario("ban", bans=(Ban("AAA"),))
+    released = Scenario("ban+stock", bans=(Ban("AAA"),), releases=(Release("VVV", 20.0),))
+    without, with_stock = simulate(cal, ban, p), simulate(cal, released, p)
+    before = without.markets.iloc[0]
+    after = with_stock.markets.iloc[0]
+    assert after["stock_release_t"] == pytest.approx(20.0)
+    assert after["price_index"] < before["price_index"]
+    assert after["shortfall_t"] < before["shortfall_t"]
+    assert with_stock.summary["stock_revenue_kusd"] > 0
+
+
+def test_small_countries_merge_into_the_rest_of_the_world():
+    full = calibrate("rare_earths", 2023)
+    merged = calibrate("rare_earths", 2023, rest_of_world_share=0.001, keep=["ISL"])
+    assert "ROW" in merged.countries and "ISL" in merged.countries
+    assert merged.size < full.size
+    assert merged.value_kusd.sum() == pytest.approx(full.value_kusd.sum(), rel=1e-12)
+    assert merged.tonnes.sum() == pytest.approx(full.tonnes.sum(), rel=1e-12)
+    assert merged.index(merged.rest_of_world[0]) == merged.countries.index("ROW")
+    result = simulate(
+        merged, Scenario("ban", bans=(Ban("CHN"),)), resolve_parameters(merged.countries)
+    )
+    assert result.summary["max_residual"] < 1e-10
