@@ -89,6 +89,25 @@ def _releases(items: list[str] | None) -> dict[str, float]:
     return out
 
 
+def _model_options(
+    year: int | None,
+    horizon: str,
+    param: list[str] | None,
+    release: list[str] | None,
+    row_share: float,
+) -> dict:
+    """The options `shock` and `zone` share, parsed for the market API."""
+    if horizon not in HORIZONS:
+        raise InputError(f"--horizon {horizon!r} is not one of {', '.join(HORIZONS)}")
+    return {
+        "year": year,
+        "horizon": horizon,
+        "parameters": parse_overrides(param or []),
+        "releases": _releases(release),
+        "rest_of_world_share": row_share,
+    }
+
+
 def summary_frame(result: MarketResult) -> pd.DataFrame:
     """Headline figures of a result as (figure, value) rows."""
     rows = [
@@ -168,8 +187,6 @@ def shock(
     fmt: OutputFormat = FORMAT,
 ) -> None:
     """What an export ban or licence quota does to prices, flows, shortfalls and welfare."""
-    if horizon not in HORIZONS:
-        raise InputError(f"--horizon {horizon!r} is not one of {', '.join(HORIZONS)}")
     with stages(1, "solving the market") as advance:
         result = shock_market(
             exporter,
@@ -178,11 +195,7 @@ def shock(
             quota=quota,
             targets=targets,
             aggregate=aggregate,
-            year=year,
-            horizon=horizon,
-            parameters=parse_overrides(param or []),
-            releases=_releases(release),
-            rest_of_world_share=row_share,
+            **_model_options(year, horizon, param, release, row_share),
         )
         advance("done")
     _show(result, fmt, table)
@@ -215,11 +228,7 @@ def zone(
             floors,
             mechanism=mechanism,
             with_ban=with_ban,
-            year=year,
-            horizon=horizon,
-            parameters=parse_overrides(param or []),
-            releases=_releases(release),
-            rest_of_world_share=row_share,
+            **_model_options(year, horizon, param, release, row_share),
         )
         advance("done")
     if fmt is OutputFormat.json:
