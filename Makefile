@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/baci_import.py
 	$(BIN)/python benchmarks/dependence_grid.py
 	$(BIN)/python benchmarks/market_solver.py
+	$(BIN)/python benchmarks/ensemble.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache build dist src/*.egg-info

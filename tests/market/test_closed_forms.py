@@ -190,7 +190,7 @@ def test_a_stockpile_release_lowers_the_members_price_and_shortfall(two_sources)
     without, with_stock = simulate(cal, ban, p), simulate(cal, released, p)
     before = without.markets.iloc[0]
     after = with_stock.markets.iloc[0]
-    assert after["stock_release_t"] == pytest.approx(20.0)
+    assert after["stock_release_t"] == pytest.approx(20.0, rel=1e-3)  # soft minimum at 99 % cover
     assert after["price_index"] < before["price_index"]
     assert after["shortfall_t"] < before["shortfall_t"]
     assert with_stock.summary["stock_revenue_kusd"] > 0

@@ -13,6 +13,7 @@ from critmin.cli import dependence as dependence_commands
 from critmin.cli import market as market_commands
 from critmin.cli import overview as overview_commands
 from critmin.cli import risk as risk_commands
+from critmin.cli import scenarios as scenario_commands
 from critmin.cli.output import error_console
 from critmin.errors import CritminError
 
@@ -33,6 +34,10 @@ app.command("risk")(risk_commands.risk)
 app.command("shock")(market_commands.shock)
 app.command("zone")(market_commands.zone)
 app.command("backtest")(market_commands.backtest)
+app.command("run")(scenario_commands.run)
+app.command("ensemble")(scenario_commands.ensemble)
+app.command("coalition")(scenario_commands.coalition)
+app.command("stockpile")(scenario_commands.stockpile)
 
 
 def _version(value: bool) -> None:

@@ -69,23 +69,24 @@ class MarketResult:
         alive = (policy.open & (q0 > 0)).any(axis=0)
         stock_ratio = np.divide(policy.stock, d0, out=np.zeros_like(d0), where=d0 > 0)
         # Consumption is measured as the CES composite (GSIM quantity units: tonnes at the
-        # base mix of origins), so origins' different grades do not distort the totals.
-        consumed = np.where(alive, state.demand_index[row], stock_ratio)
-        composite = np.where(
-            alive,
-            state.composite[row],
-            np.where(
-                stock_ratio > 0,
-                price_for_demand(
-                    np.maximum(stock_ratio, 1e-300),
-                    params.demand_elasticity,
-                    params.armington_sigma,
-                    params.cutoff_price,
-                ),
-                np.inf,
-            ),
-        )
-        stock_used = np.minimum(stock_ratio, consumed)
+        # base mix of origins), so origins' different grades do not distort the totals. It
+        # is demand at the composite price (imports + the release used), or the release
+        # itself where that is larger: a release beyond what consumers buy at the import
+        # price is sold at the lower price that clears it (imports fall to the 1 % trace
+        # the solver keeps; docs/market.md).
+        demand = np.where(alive, state.demand_index[row], 0.0)
+        consumed = np.maximum(demand, stock_ratio)
+        flooded = stock_ratio > demand
+        with np.errstate(divide="ignore", over="ignore"):
+            clearing = price_for_demand(
+                np.maximum(stock_ratio, 1e-300),
+                params.demand_elasticity,
+                params.armington_sigma,
+                params.cutoff_price,
+            )
+        composite = np.where(flooded, clearing, np.where(alive, state.composite[row], np.inf))
+        used_ratio = np.where(flooded, stock_ratio, demand - state.purchases[row])
+        stock_used = np.maximum(used_ratio, 0.0)
         consumption_base = cal.absorption_t()
         consumption = consumption_base * consumed
         stock_used_t = consumption_base * stock_used

@@ -7,7 +7,7 @@ v = market, base prices = 1):
     composite price  P_v  = (Σ_r θ_rv p_rv^(1−σ_v))^(1/(1−σ_v))              (open flows only)
     demand index     D_v  = P_v^(−η_v) up to the cut-off price P̄_v, beyond it
                      D_v  = P̄^(−η) (P_v/P̄)^(−(σ_v+1))   (a choke: spending on the market falls)
-    purchases        c_v  = max(D_v − S_v / D0_v, 0)                         (S: stockpile release)
+    purchases        c_v  = D_v − smooth min(S_v / D0_v, 0.99 D_v)           (S: stockpile release)
     demand           q_rv = q0_rv · p_rv^(−σ_v) · P_v^(σ_v) · c_v
     supply           X_r  = X0_r · min(max(P*_r, G_r)^(e_r), K_r)           (G: guaranteed floor)
     clearing         log Σ_v q_rv = log X_r
@@ -42,6 +42,8 @@ TOLERANCE = 1e-10  # max |log(demand / supply)| (≈ relative excess demand) at 
 STALL_TOLERANCE = 1e-8
 MAX_ITERATIONS = 200
 MAX_LOG_STEP = 10.0  # at most a factor e¹⁰ on any price per Newton step (line search below)
+STOCK_COVER = 0.99  # a release covers at most this share of a market's demand
+STOCK_SHARPNESS = 8.0
 LOG_PRICE_BOUND = 600.0  # exp(±600) stays inside float range; the sums run in log space
 
 
@@ -155,6 +157,27 @@ def composite_demand(
     return np.exp(log_d), slope
 
 
+def stock_purchases(demand: np.ndarray, stock: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Imports c = D − u after a release, and ∂c/∂D.
+
+    u = (S^(−k) + (ρD)^(−k))^(−1/k) is a smooth minimum of the release S and ρ = 99 % of
+    demand (k = 8): a release covers at most 99 % of a market's demand, so imports never
+    stop entirely and origins selling there keep a defined price, and the derivative has
+    no jump for Newton to cycle on (a hard max(D − S, 0) does both). Without a release
+    c = D exactly."""
+    has_stock = (stock > 0) & (demand > 0)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        ratio_s = np.where(has_stock, stock / (STOCK_COVER * demand), 1.0)
+        # u / (ρD) = (1 + (S/ρD)^(−k))^(−1/k), computed without overflow for tiny S
+        scaled = np.where(
+            has_stock, (1.0 + ratio_s ** (-STOCK_SHARPNESS)) ** (-1.0 / STOCK_SHARPNESS), 0.0
+        )
+    used = STOCK_COVER * demand * scaled
+    purchases = demand - used
+    slope = 1.0 - STOCK_COVER * scaled ** (STOCK_SHARPNESS + 1.0)
+    return purchases, np.where(has_stock, slope, 1.0)
+
+
 @dataclass
 class State:
     """Prices, flows and residuals of a batch at given (z, u); pair arrays follow
@@ -202,10 +225,12 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
         share = np.where(live, np.exp(terms - log_a[:, pv]), 0.0)
         log_composite = np.where(pb.alive, log_a / (1.0 - pb.sigma), np.inf)
         demand_index, demand_slope = composite_demand(log_composite, pb.eta, pb.sigma, pb.cutoff)
-        purchases = np.maximum(demand_index - pb.stock_ratio, 0.0)
+        purchases, purchase_slope = stock_purchases(demand_index, pb.stock_ratio)
         log_q = pb.log_q0 - sigma_p * log_p + (pb.sigma * log_composite + np.log(purchases))[:, pv]
         flows = np.where(live & (purchases > 0)[:, pv], np.exp(log_q), 0.0)
-        kappa = np.where(purchases > 0, demand_slope * demand_index / purchases, 0.0)
+        kappa = np.where(
+            purchases > 0, purchase_slope * demand_slope * demand_index / purchases, 0.0
+        )
 
     world_price = np.exp(z)
     producer_price = np.maximum(world_price, pb.guarantee)

@@ -1,0 +1,295 @@
+"""`critmin run`, `critmin ensemble`, `critmin coalition`, `critmin stockpile`: studies from
+scenario files, Monte Carlo ensembles (local or Dask), coalition choice, stockpile size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from critmin.cli.output import OutputFormat, console, emit, emit_json, error_console
+from critmin.data import commodity as resolve_commodity
+from critmin.errors import InputError
+from critmin.market import calibrate, resolve_parameters
+from critmin.market.api import resolve_countries
+from critmin.market.parameters import HORIZONS, parse_overrides
+from critmin.metrics.dependence import resolve_year
+from critmin.scenarios.coalition import best_coalition, coalition_problem, shapley
+from critmin.scenarios.ensemble import MAX_DRAWS, run_ensemble
+from critmin.scenarios.execution import executor
+from critmin.scenarios.hazard import HazardModel
+from critmin.scenarios.runner import run_study
+from critmin.scenarios.schema import load_study
+from critmin.scenarios.stockpile import size_stockpile
+
+FORMAT = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv or json.")
+WORKERS = typer.Option(1, "--workers", min=1, help="Local Dask worker processes (1 = in process).")
+DASK = typer.Option(None, "--dask", help="Run on an existing Dask cluster: tcp://HOST:PORT.")
+
+
+def _progress(total: int, label: str):
+    bar = Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TimeElapsedColumn(),
+        console=error_console,
+        transient=True,
+    )
+    task = bar.add_task(label, total=total)
+    return bar, lambda n: bar.update(task, advance=n)
+
+
+def run(
+    scenario: Path = typer.Argument(..., help="Scenario file (YAML), see examples/."),
+    out: Path = typer.Option(Path("results"), "--out", help="Folder for Parquet + summary.json."),
+    workers: int = WORKERS,
+    dask: str | None = DASK,
+    fmt: OutputFormat = FORMAT,
+) -> None:
+    """Run a study from a scenario file; results as Parquet plus a JSON summary."""
+    study = load_study(scenario)  # every check happens here, before any work
+    with executor(workers, dask) as chunks:
+        done = run_study(study, out=out, executor=chunks, progress=lambda s: None)
+    summary = done["summary"]
+    if fmt is OutputFormat.json:
+        emit_json(summary)
+        return
+    rows = []
+    for name, s in summary["markets"].items():
+        rows.append(
+            {
+                "commodity": name,
+                "world_price_index": s["world_price_index"],
+                "bloc_shortfall_pct": s.get("bloc_shortfall_pct"),
+                "bloc_self_sufficiency": s.get("bloc_self_sufficiency"),
+                "bloc_supplier_share": s.get("bloc_supplier_share"),
+                "net_welfare_kusd": s["net_welfare_kusd"],
+                "expected_bloc_shortfall_pct": summary["ensembles"]
+                .get(name, {})
+                .get("bloc_expected_shortfall_pct"),
+            }
+        )
+    emit(pd.DataFrame(rows), fmt, title=f"{study.name} — {summary['base_year']}")
+    if fmt is OutputFormat.table:
+        console.print(
+            f"results: {out}/ (summary.json, {', '.join(summary.get('files', []) or ['…'])})"
+        )
+        console.print(f"scenario hash {summary['provenance']['scenario_hash'][:16]}…")
+
+
+def ensemble(
+    commodity: str = typer.Option(..., "--commodity", help="Commodity id or alias."),
+    bloc: str = typer.Option(..., "--bloc", help="Group or ISO3 list whose shortfall to report."),
+    draws: int = typer.Option(1000, "--draws", min=1, help="Monte Carlo draws."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed (same seed, same numbers)."),
+    year: int | None = typer.Option(None, help="Base year."),
+    horizon: str = typer.Option("short", help="short or long."),
+    targets: str = typer.Option("all", help="Restrictions hit all destinations or the bloc."),
+    hazard: list[str] | None = typer.Option(
+        None, "--hazard", help="Annual restriction probability of a supplier: ISO3=P."
+    ),
+    param: list[str] | None = typer.Option(None, "--param", help="NAME=VALUE overrides."),
+    max_draws: int = typer.Option(MAX_DRAWS, "--max-draws", help="Resource limit on draws."),
+    workers: int = WORKERS,
+    dask: str | None = DASK,
+    fmt: OutputFormat = FORMAT,
+) -> None:
+    """Distribution of shortfalls under random export restrictions (p5/p50/p95, CVaR 95 %)."""
+    if horizon not in HORIZONS:
+        raise InputError(f"--horizon {horizon!r} is not one of {', '.join(HORIZONS)}")
+    if draws > max_draws:
+        raise InputError(
+            f"--draws {draws:,} exceeds --max-draws {max_draws:,}; raise it if you mean it"
+        )
+    item = resolve_commodity(commodity)
+    members, _ = resolve_countries(bloc)
+    overrides = {}
+    for entry in hazard or []:
+        code, _, value = entry.partition("=")
+        try:
+            overrides[resolve_countries(code)[0][0]] = float(value)
+        except ValueError:
+            raise InputError(f"--hazard {entry!r}: write ISO3=PROBABILITY") from None
+    cal = calibrate(item.id, resolve_year(year))
+    params = resolve_parameters(cal.countries, horizon, parse_overrides(param or []))
+    bar, advance = _progress(draws, f"{item.id}: {draws:,} draws")
+    with executor(workers, dask) as chunks, bar:
+        result = run_ensemble(
+            cal, params, members, draws, seed, HazardModel(overrides=overrides),
+            targets=targets, executor=chunks, progress=advance, max_draws=max_draws,
+        )  # fmt: skip
+    table = result.importers()
+    if fmt is OutputFormat.json:
+        emit_json({"summary": result.summary(), "importers": table.to_dict(orient="records")})
+        return
+    if fmt is OutputFormat.csv:
+        emit(table, fmt)
+        return
+    s = result.summary()
+    head = pd.DataFrame(
+        [
+            ("draws", s["draws"]),
+            ("bloc consumption, base (t)", s["bloc_consumption_base_t"]),
+            ("expected bloc shortfall (t)", s["bloc_expected_shortfall_t"]),
+            ("expected bloc shortfall (%)", s["bloc_expected_shortfall_pct"]),
+            ("bloc shortfall p50 / p95 (t)", f"{s['bloc_p50_t']:,.0f} / {s['bloc_p95_t']:,.0f}"),
+            ("bloc CVaR 95 % (t)", s["bloc_cvar95_t"]),
+            ("world price index p5 / p50 / p95",
+             f"{s['world_price_index_p5']:.2f} / {s['world_price_index_p50']:.2f} / "
+             f"{s['world_price_index_p95']:.2f}"),
+        ],
+        columns=["figure", "value"],
+    )  # fmt: skip
+    emit(head, fmt, title=f"Ensemble: {item.id} {cal.year}, seed {seed}")
+    suppliers = pd.DataFrame([{"supplier": k, **v} for k, v in s["suppliers"].items()]).sort_values(
+        "annual_probability", ascending=False
+    )
+    emit(suppliers, fmt, title="Restriction hazard by supplier")
+    emit(
+        table[table["in_bloc"]].head(12),
+        fmt,
+        title="Bloc members: expected shortfall and tail",
+        table_columns=[
+            "country",
+            "consumption_base_t",
+            "expected_shortfall_t",
+            "expected_shortfall_pct",
+            "p95_t",
+            "cvar95_t",
+        ],
+    )
+
+
+def coalition(
+    core: str = typer.Option(..., "--core", help="Core importer(s): ISO3, group or list."),
+    candidates: str = typer.Option(..., "--candidates", help="Candidate partners: group or list."),
+    size: int = typer.Option(..., "--k", min=1, help="How many partners to choose."),
+    commodities: str = typer.Option(..., "--commodities", help="Basket: comma-separated ids."),
+    year: int | None = typer.Option(None, help="Base year."),
+    check: bool = typer.Option(True, help="Check the choice with the market model."),
+    fmt: OutputFormat = FORMAT,
+) -> None:
+    """The k partners that best cover the core's imports from China (MILP), with Shapley
+    shares, checked with the market model (Chinese ban, zone of core + partners)."""
+    core_codes, _ = resolve_countries(core)
+    pool, _ = resolve_countries(candidates)
+    pool = tuple(c for c in pool if c not in set(core_codes))
+    basket = [resolve_commodity(c.strip()).id for c in commodities.split(",") if c.strip()]
+    year = resolve_year(year)
+    problem = coalition_problem(core_codes, pool, basket, year)
+    members, value = best_coalition(problem, size)
+    shares = shapley(problem, members)
+    checks = []
+    if check:
+        from critmin.market.api import zone as zone_market
+
+        for coalition_members, label in (
+            (core_codes, "core alone"),
+            (core_codes + members, "core + partners"),
+        ):
+            results = zone_market(
+                ",".join(coalition_members), {c: 1.3 for c in basket}, with_ban="CHN", year=year
+            )
+            for name, result in results.items():
+                markets = result.markets.set_index("country")
+                inside = markets.loc[markets.index.intersection(core_codes)]
+                shortfall = float(
+                    inside["shortfall_t"].sum() / inside["consumption_base_t"].sum() * 100
+                )
+                checks.append(
+                    {"coalition": label, "commodity": name, "core_shortfall_pct": shortfall}
+                )
+    payload = {
+        "core": list(core_codes),
+        "members": list(members),
+        "security": value,
+        "coverage": dict(
+            zip(
+                problem.commodities,
+                np.minimum(
+                    1,
+                    problem.relative_supply[[problem.candidates.index(m) for m in members]].sum(
+                        axis=0
+                    ),
+                ).tolist(),
+                strict=True,
+            )
+        ),
+        "shapley": shares.to_dict(orient="records"),
+        "market_check": checks,
+    }
+    if fmt is OutputFormat.json:
+        emit_json(payload)
+        return
+    emit(
+        shares,
+        fmt,
+        title=f"Best {size} partners for {','.join(core_codes)}: security {value:.3f} (0-1)",
+    )
+    if checks and fmt is OutputFormat.table:
+        emit(
+            pd.DataFrame(checks),
+            fmt,
+            title="Market-model check: Chinese ban, zone with a 1.3x floor",
+        )
+
+
+def stockpile(
+    bloc: str = typer.Option(..., "--bloc", help="Bloc: group or ISO3 list."),
+    commodity: str = typer.Option(..., "--commodity", help="Commodity id or alias."),
+    target: float = typer.Option(
+        ..., "--target", help="Shortfall % (or price index with --metric price)."
+    ),
+    probability: float = typer.Option(0.95, "--probability", help="Required probability (0-1)."),
+    metric: str = typer.Option("shortfall", help="shortfall or price."),
+    draws: int = typer.Option(300, "--draws", min=1, help="Monte Carlo draws."),
+    seed: int = typer.Option(0, "--seed", min=0),
+    year: int | None = typer.Option(None, help="Base year."),
+    horizon: str = typer.Option("short", help="short or long."),
+    max_months: float = typer.Option(12.0, "--max-months", help="Largest stockpile tried."),
+    workers: int = WORKERS,
+    dask: str | None = DASK,
+    fmt: OutputFormat = FORMAT,
+) -> None:
+    """The smallest stockpile keeping the bloc's shortfall (or price) under a target."""
+    if horizon not in HORIZONS:
+        raise InputError(f"--horizon {horizon!r} is not one of {', '.join(HORIZONS)}")
+    item = resolve_commodity(commodity)
+    members, _ = resolve_countries(bloc)
+    cal = calibrate(item.id, resolve_year(year))
+    params = resolve_parameters(cal.countries, horizon)
+    bar, advance = _progress(41, f"{item.id}: sizing")
+    with executor(workers, dask) as chunks, bar:
+        result = size_stockpile(
+            cal, params, members, target, probability, metric, draws, seed,
+            max_months=max_months, executor=chunks, progress=advance,
+        )  # fmt: skip
+    if fmt is OutputFormat.json:
+        emit_json(result.to_dict())
+        return
+    if fmt is OutputFormat.csv:
+        emit(result.curve, fmt)
+        return
+    if result.tonnes is None:
+        console.print(
+            f"No stockpile up to {max_months:g} months of consumption reaches the target with "
+            f"probability {probability:g}; the curve below shows how close it gets."
+        )
+    else:
+        emit(
+            pd.DataFrame(
+                [
+                    ("stockpile (t)", result.tonnes),
+                    ("months of bloc consumption", result.months),
+                    ("cost at base prices (million USD)", result.cost_musd),
+                ],
+                columns=["figure", "value"],
+            ),
+            fmt,
+            title=f"{item.id}: P({metric} ≤ {target:g}) ≥ {probability:g}, {draws} draws",
+        )
+    emit(result.curve.iloc[::4], fmt, title="Probability of meeting the target by stockpile size")

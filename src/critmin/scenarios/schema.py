@@ -1,0 +1,282 @@
+"""Scenario files: a whole study in YAML (or JSON), validated before any work starts.
+
+Every error names the field, the value and what is allowed, in one line. `extends: base.yaml`
+inherits another file (child keys win, nested mappings merged); cycles of `extends` and
+self-referencing YAML anchors are refused. Resource limits (`limits:`) are explicit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from critmin.data import commodity as resolve_commodity
+from critmin.data import countries_of
+from critmin.errors import CritminError, InputError
+from critmin.market.parameters import check_overrides
+from critmin.metrics.dependence import trade_years
+
+Countries = str | list[str]
+HARD_MAX_DRAWS = 10_000_000  # no configuration may go beyond this
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _countries(value: Countries | None) -> Countries | None:
+    """Check that every name resolves (country, group or comma list)."""
+    if value is None:
+        return value
+    for name in [value] if isinstance(value, str) else value:
+        try:
+            countries_of(str(name))
+        except CritminError as error:
+            raise ValueError(str(error)) from None
+    return value
+
+
+class BanSpec(Strict):
+    exporter: str
+    targets: Countries | None = None
+    _check = field_validator("exporter", "targets")(_countries)
+
+
+class QuotaSpec(Strict):
+    exporter: str
+    fraction: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+    targets: Countries | None = None
+    aggregate: bool = False
+    _check = field_validator("exporter", "targets")(_countries)
+
+
+class TariffSpec(Strict):
+    importers: Countries
+    rate: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+    exporters: Countries | None = None
+    _check = field_validator("importers", "exporters")(_countries)
+
+
+class ExportTaxSpec(Strict):
+    exporter: str
+    rate: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+    targets: Countries | None = None
+    _check = field_validator("exporter", "targets")(_countries)
+
+
+class ZoneSpec(Strict):
+    members: Countries
+    floors: dict[str, float | str] = Field(min_length=1)
+    mechanism: Literal["tariff", "guarantee"] = "tariff"
+    _check = field_validator("members")(_countries)
+
+
+class PoliciesSpec(Strict):
+    bans: list[BanSpec] = []
+    quotas: list[QuotaSpec] = []
+    tariffs: list[TariffSpec] = []
+    export_taxes: list[ExportTaxSpec] = []
+    zone: ZoneSpec | None = None
+    releases: dict[str, Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] = {}
+    capacity: dict[str, Annotated[float, Field(ge=1.0, allow_inf_nan=False)]] = {}
+
+
+class HazardSpec(Strict):
+    base_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
+    governance_weight: Annotated[float, Field(ge=0.0, le=10.0)] = 1.0
+    ban_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
+    quota_low: Annotated[float, Field(gt=0.0, le=1.0)] = 0.3
+    quota_high: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    elasticity_cv: Annotated[float, Field(ge=0.0, le=2.0)] = 0.3
+    probabilities: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = {}
+
+
+class EnsembleSpec(Strict):
+    draws: Annotated[int, Field(ge=1, le=HARD_MAX_DRAWS)]
+    seed: Annotated[int, Field(ge=0)] = 0
+    targets: Literal["all", "bloc"] = "all"
+    hazard: HazardSpec = HazardSpec()
+
+
+class LimitsSpec(Strict):
+    max_draws: Annotated[int, Field(ge=1, le=HARD_MAX_DRAWS)] = 100_000
+    max_commodities: Annotated[int, Field(ge=1, le=65)] = 20
+
+
+class Study(Strict):
+    """A study: base year, commodities, bloc, policies, horizon, parameters, outputs."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: str = ""
+    base_year: int | None = None
+    horizon: Literal["short", "long"] = "short"
+    commodities: list[str] = Field(min_length=1)
+    bloc: Countries | None = None
+    policies: PoliciesSpec = PoliciesSpec()
+    parameters: dict[str, float | dict[str, float]] = {}
+    ensemble: EnsembleSpec | None = None
+    outputs: list[Literal["markets", "prices", "flows", "ensemble"]] = [
+        "markets",
+        "prices",
+        "flows",
+        "ensemble",
+    ]
+    limits: LimitsSpec = LimitsSpec()
+
+    @field_validator("commodities")
+    @classmethod
+    def _commodities(cls, value: list[str]) -> list[str]:
+        ids = []
+        for name in value:
+            try:
+                ids.append(resolve_commodity(name).id)
+            except CritminError as error:
+                raise ValueError(str(error)) from None
+        if len(set(ids)) != len(ids):
+            raise ValueError("a commodity is listed twice")
+        return ids
+
+    @field_validator("bloc")
+    @classmethod
+    def _bloc(cls, value: Countries | None) -> Countries | None:
+        return _countries(value)
+
+    @field_validator("base_year")
+    @classmethod
+    def _year(cls, value: int | None) -> int | None:
+        years = trade_years()
+        if value is not None and value not in years:
+            raise ValueError(f"no trade data for {value}; years with data: {years[0]}-{years[-1]}")
+        return value
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters(cls, value: dict) -> dict:
+        try:
+            check_overrides(value)
+        except CritminError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _limits(self) -> Study:
+        if self.ensemble and self.ensemble.draws > self.limits.max_draws:
+            raise ValueError(
+                f"ensemble.draws = {self.ensemble.draws:,} exceeds limits.max_draws = "
+                f"{self.limits.max_draws:,}; raise limits.max_draws (at most "
+                f"{HARD_MAX_DRAWS:,}) if you mean it"
+            )
+        if len(self.commodities) > self.limits.max_commodities:
+            raise ValueError(
+                f"{len(self.commodities)} commodities exceed limits.max_commodities = "
+                f"{self.limits.max_commodities}"
+            )
+        zone = self.policies.zone
+        if zone:
+            for name in zone.floors:
+                try:
+                    item = resolve_commodity(name).id
+                except CritminError as error:
+                    raise ValueError(f"policies.zone.floors: {error}") from None
+                if item not in self.commodities:
+                    raise ValueError(f"policies.zone.floors: {item} is not in commodities")
+        return self
+
+    def digest(self) -> str:
+        """SHA-256 of the validated study (canonical JSON): the scenario hash."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _merge(base: dict, child: dict) -> dict:
+    out = dict(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _check_acyclic(value: Any, path: str, seen: tuple[int, ...] = ()) -> None:
+    if isinstance(value, dict | list):
+        if id(value) in seen:
+            raise InputError(f"{path}: a YAML anchor refers to itself (a cycle); expand it")
+        children = value.values() if isinstance(value, dict) else value
+        for child in children:
+            _check_acyclic(child, path, (*seen, id(value)))
+
+
+def read_study_file(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """The raw mapping of a scenario file with its `extends` chain merged."""
+    path = Path(path).resolve()
+    if path in chain:
+        cycle = " → ".join(p.name for p in (*chain, path))
+        raise InputError(f"extends cycle: {cycle}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise InputError(f"cannot read scenario file {path}: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise InputError(
+            f"{path.name}:{where} is not valid YAML: {getattr(error, 'problem', error)}"
+        ) from None
+    if not isinstance(data, dict):
+        raise InputError(
+            f"{path.name}: a scenario file is a mapping of keys (name, commodities, ...)"
+        )
+    _check_acyclic(data, path.name)
+    parent = data.pop("extends", None)
+    if parent is not None:
+        if not isinstance(parent, str):
+            raise InputError(f"{path.name}: extends must be a file name, got {parent!r}")
+        data = _merge(read_study_file(path.parent / parent, (*chain, path)), data)
+    return data
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a scenario file; one clear InputError for the first problem."""
+    data = read_study_file(Path(path))
+    return validate_study(data, Path(path).name)
+
+
+def validate_study(data: dict, label: str = "scenario") -> Study:
+    """Validate a study mapping; errors name the field, the value and what is allowed."""
+    try:
+        return Study.model_validate(data)
+    except ValidationError as error:
+        # An unknown key is usually the cause of a "field required" next to it: say it first.
+        problems = sorted(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        first = problems[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key; allowed here: " + _allowed(first["loc"])
+        shown = first.get("input")
+        value = f" (got {shown!r})" if not isinstance(shown, dict) and shown is not None else ""
+        more = f"; {error.error_count() - 1} more problem(s)" if error.error_count() > 1 else ""
+        raise InputError(f"{label}: {where}: {message}{value}{more}") from None
+
+
+def _allowed(loc: tuple) -> str:
+    model: type[BaseModel] = Study
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            break
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            break
+        model = nested[0]
+    return ", ".join(model.model_fields)
