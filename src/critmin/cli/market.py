@@ -12,7 +12,7 @@ from critmin.cli.output import OutputFormat, console, emit, emit_json, stages
 from critmin.errors import InputError
 from critmin.market.api import shock as shock_market
 from critmin.market.api import zone as zone_market
-from critmin.market.parameters import HORIZONS, parse_overrides
+from critmin.market.parameters import check_horizon, parse_overrides
 from critmin.market.result import MarketResult
 from critmin.scenarios import backtest as run_backtest
 from critmin.scenarios import episodes
@@ -97,8 +97,7 @@ def _model_options(
     row_share: float,
 ) -> dict:
     """The options `shock` and `zone` share, parsed for the market API."""
-    if horizon not in HORIZONS:
-        raise InputError(f"--horizon {horizon!r} is not one of {', '.join(HORIZONS)}")
+    check_horizon(horizon)
     return {
         "year": year,
         "horizon": horizon,

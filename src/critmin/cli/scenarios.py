@@ -15,7 +15,7 @@ from critmin.data import commodity as resolve_commodity
 from critmin.errors import InputError
 from critmin.market import calibrate, resolve_parameters
 from critmin.market.api import resolve_countries
-from critmin.market.parameters import HORIZONS, parse_overrides
+from critmin.market.parameters import check_horizon, parse_overrides
 from critmin.metrics.dependence import resolve_year
 from critmin.scenarios.coalition import best_coalition, coalition_problem, shapley
 from critmin.scenarios.ensemble import MAX_DRAWS, run_ensemble
@@ -99,8 +99,7 @@ def ensemble(
     fmt: OutputFormat = FORMAT,
 ) -> None:
     """Distribution of shortfalls under random export restrictions (p5/p50/p95, CVaR 95 %)."""
-    if horizon not in HORIZONS:
-        raise InputError(f"--horizon {horizon!r} is not one of {', '.join(HORIZONS)}")
+    check_horizon(horizon)
     if draws > max_draws:
         raise InputError(
             f"--draws {draws:,} exceeds --max-draws {max_draws:,}; raise it if you mean it"
@@ -256,8 +255,7 @@ def stockpile(
     fmt: OutputFormat = FORMAT,
 ) -> None:
     """The smallest stockpile keeping the bloc's shortfall (or price) under a target."""
-    if horizon not in HORIZONS:
-        raise InputError(f"--horizon {horizon!r} is not one of {', '.join(HORIZONS)}")
+    check_horizon(horizon)
     item = resolve_commodity(commodity)
     members, _ = resolve_countries(bloc)
     cal = calibrate(item.id, resolve_year(year))
