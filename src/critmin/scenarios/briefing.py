@@ -1,0 +1,214 @@
+"""The numbers of the briefing (`critmin brief`): every figure comes from the same API call
+the CLI makes, collected here in one JSON-ready structure the report only renders."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from critmin.data import all_commodities, countries_of, manifests, production
+from critmin.errors import InputError
+from critmin.market.api import shock, zone
+from critmin.metrics.api import dependence, risk
+from critmin.metrics.dependence import commodity_flows, resolve_year
+from critmin.registry.coverage import coverage
+from critmin.registry.deadlines import deadlines
+from critmin.registry.store import Registry
+
+DEFAULT_BLOC = "ministerial_2026"
+DEFAULT_MINERALS = (
+    "rare_earths",
+    "graphite",
+    "tungsten",
+    "antimony",
+    "cobalt",
+    "lithium",
+    "nickel",
+    "germanium",
+    "gallium",
+)
+MAIN_MEMBERS = 5
+FLOOR = 1.3
+
+
+def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
+    out = frame[list(columns)].replace({np.nan: None})
+    return out.to_dict(orient="records")
+
+
+def _traded(minerals: Sequence[str], year: int) -> list[str]:
+    flows = commodity_flows(year)
+    present = set(flows.loc[flows["amount"] > 0, "commodity"])
+    return [m for m in minerals if m in present]
+
+
+def briefing(
+    bloc: str = DEFAULT_BLOC,
+    minerals: Sequence[str] = DEFAULT_MINERALS,
+    year: int | None = None,
+    today: dt.date | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """All figures of the brief for `bloc` (group or list) and `minerals` in `year`."""
+    step = progress or (lambda stage: None)
+    year = resolve_year(year)
+    known = {c.id for c in all_commodities()}
+    unknown = [m for m in minerals if m not in known]
+    if unknown:
+        raise InputError(f"unknown minerals: {', '.join(unknown)}")
+    members = countries_of(bloc)
+    traded = _traded(minerals, year)
+    untraded = [m for m in minerals if m not in traded]
+    out: dict[str, Any] = {
+        "bloc": bloc,
+        "members": list(members),
+        "year": year,
+        "minerals": list(minerals),
+        "traded": traded,
+        "untraded": untraded,
+        "floor": FLOOR,
+    }
+
+    step("dependence")
+    table = dependence(bloc, None, year=year)
+    table = table[table["commodity"].isin(minerals)]
+    out["dependence"] = _records(
+        table,
+        [
+            "commodity",
+            "imports",
+            "import_reliance",
+            "supplier_share",
+            "traced_supplier_share",
+            "hhi",
+        ],
+    )
+    made = production(year=year)
+    china_made = made[made["commodity"].isin(minerals)].groupby("commodity")
+    out["china_production_share"] = {
+        name: float(g.loc[g["country"] == "CHN", "qty_t"].sum() / g["qty_t"].sum())
+        for name, g in china_made
+        if g["qty_t"].sum() > 0
+    }
+    # Main members: the largest importers of the traded minerals by value.
+    values = commodity_flows(year, "value")
+    values = values[
+        values["commodity"].isin(traded)
+        & values["importer"].isin(members)
+        & (values["exporter"] != values["importer"])
+    ]
+    main = list(values.groupby("importer")["amount"].sum().nlargest(MAIN_MEMBERS).index)
+    imports = {}
+    for member in main:
+        rows = dependence(member, None, year=year)
+        imports[member] = rows[rows["commodity"].isin(traded)]
+    out["main_members"] = main
+    out["member_dependence"] = [
+        {"member": m, **row}
+        for m in main
+        for row in _records(imports[m], ["commodity", "supplier_share", "traced_supplier_share"])
+    ]
+
+    step("supply risk")
+    geo = risk(bloc, None, year)
+    geo = geo[geo["commodity"].isin(minerals)].sort_values("score", ascending=False)
+    out["geopolrisk"] = _records(geo, ["commodity", "score", "hhi", "import_risk"])
+    eu_year = min(year, 2024)
+    eusr = risk(bloc, None, eu_year, method="eu-sr")
+    eusr = eusr[eusr["commodity"].isin(minerals)].sort_values("supply_risk", ascending=False)
+    out["eu_supply_risk"] = _records(eusr, ["commodity", "supply_risk", "import_reliance"])
+    out["eu_supply_risk_year"] = eu_year
+
+    step("Chinese export ban")
+    out["ban"] = {}
+    for mineral in traded:
+        result = shock("CHN", mineral, ban=True, targets=bloc, year=year)
+        s = result.summary
+        markets = result.markets[result.markets["country"].isin(s["bloc"])]
+        worst = markets.sort_values("shortfall_t", ascending=False).head(5)
+        gains = result.prices[result.prices["country"] != "CHN"].sort_values(
+            "producer_surplus_kusd", ascending=False
+        )
+        out["ban"][mineral] = {
+            "bloc_shortfall_pct": s["bloc_shortfall_pct"],
+            "bloc_shortfall_t": s["bloc_consumption_base_t"] - s["bloc_consumption_t"],
+            "bloc_consumption_base_t": s["bloc_consumption_base_t"],
+            "world_price_index": s["world_price_index"],
+            "consumer_surplus_kusd": s["consumer_surplus_kusd"],
+            "net_welfare_kusd": s["net_welfare_kusd"],
+            "bloc_supplier_share_base": s["bloc_supplier_share_base"],
+            "worst": _records(worst, ["country", "shortfall_pct", "price_index"]),
+            "gainers": _records(gains.head(3), ["country", "producer_surplus_kusd"]),
+            "bloc_unit_value_usd_t": _bloc_unit_value(result, s["bloc"]),
+        }
+
+    step("preferential zone")
+    out["zone"] = {}
+    for mechanism in ("tariff", "guarantee"):
+        results = zone(bloc, dict.fromkeys(traded, FLOOR), mechanism=mechanism, year=year)
+        for mineral, result in results.items():
+            s = result.summary
+            prices = result.prices
+            non_china = prices[prices["country"] != "CHN"]
+            markets = result.markets[result.markets["country"].isin(s["bloc"])]
+            out["zone"].setdefault(mineral, {})[mechanism] = {
+                "self_sufficiency_base": s["bloc_self_sufficiency_base"],
+                "self_sufficiency": s["bloc_self_sufficiency"],
+                "china_share_base": s["bloc_supplier_share_base"],
+                "china_share": s["bloc_supplier_share"],
+                "non_china_supply_added_t": float(
+                    (non_china["supply_t"] - non_china["supply_base_t"]).sum()
+                ),
+                "bloc_consumer_surplus_kusd": float(markets["consumer_surplus_kusd"].sum()),
+                "tariff_revenue_kusd": s["tariff_revenue_kusd"],
+                "fund_cost_kusd": s["fund_cost_kusd"],
+            }
+
+    step("stockpile and agreements")
+    out["stockpile"] = {
+        mineral: {
+            "tonnes": ban["bloc_shortfall_t"],
+            "months": ban["bloc_shortfall_t"] / ban["bloc_consumption_base_t"] * 12.0
+            if ban["bloc_consumption_base_t"] > 0
+            else None,
+            "cost_musd": ban["bloc_shortfall_t"] * ban["bloc_unit_value_usd_t"] / 1e6,
+        }
+        for mineral, ban in out["ban"].items()
+    }
+    records = Registry().records()
+    cover = coverage(records, bloc, year)
+    cover = cover[cover["commodity"].isin(minerals)]
+    out["coverage"] = _records(cover, [c for c in cover.columns if c not in ("bloc", "year")])
+    today = today or dt.date.today()
+    due = deadlines(records, today, within_days=90)
+    out["deadlines_today"] = today.isoformat()
+    out["deadlines"] = _records(due, list(due.columns))
+    out["agreements"] = len(records)
+
+    step("sources")
+    from critmin import __version__
+
+    out["sources"] = [
+        {
+            "table": name,
+            "source": entry.get("source"),
+            "licence": entry.get("licence"),
+            "version": entry.get("version"),
+            "rows": entry.get("rows"),
+        }
+        for name, entry in manifests().items()
+    ]
+    out["critmin_version"] = __version__
+    return out
+
+
+def _bloc_unit_value(result, bloc: Sequence[str]) -> float:
+    """Base value per tonne of the bloc's consumption (USD/t)."""
+    cal = result.calibration
+    inside = np.isin(cal.countries, list(bloc))
+    tonnes = cal.absorption_t()[inside].sum()
+    return float(cal.absorption_kusd()[inside].sum() / tonnes * 1000.0) if tonnes > 0 else 0.0
