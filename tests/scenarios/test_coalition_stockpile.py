@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from critmin.data import countries_of
-from critmin.market import calibrate, resolve_parameters
 from critmin.scenarios.coalition import (
     CoalitionProblem,
     best_coalition,
@@ -67,12 +66,6 @@ def test_coalition_on_real_data_prefers_big_non_chinese_exporters():
     assert "EST" not in members  # a small exporter never beats the large ones here
     with pytest.raises(Exception, match="is in the core and among the candidates"):
         coalition_problem(["USA"], ["USA", "AUS"], ["rare_earths"], 2023)
-
-
-@pytest.fixture(scope="module")
-def ree():
-    cal = calibrate("rare_earths", 2023)
-    return cal, resolve_parameters(cal.countries)
 
 
 def test_a_stricter_target_never_needs_a_smaller_stockpile(ree):

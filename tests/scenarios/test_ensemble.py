@@ -8,20 +8,13 @@ import pytest
 
 from critmin.data import countries_of
 from critmin.errors import InputError
-from critmin.market import calibrate, resolve_parameters
 from critmin.scenarios.ensemble import distribution, run_ensemble
 from critmin.scenarios.execution import executor
 from critmin.scenarios.hazard import HazardModel
 
 
-@pytest.fixture(scope="module")
-def market():
-    cal = calibrate("rare_earths", 2023)
-    return cal, resolve_parameters(cal.countries)
-
-
-def test_same_seed_same_numbers_locally_and_on_a_local_cluster(market):
-    cal, params = market
+def test_same_seed_same_numbers_locally_and_on_a_local_cluster(ree):
+    cal, params = ree
     bloc = countries_of("eu27")
     local = run_ensemble(cal, params, bloc, 200, seed=11)
     again = run_ensemble(cal, params, bloc, 200, seed=11)
@@ -34,8 +27,8 @@ def test_same_seed_same_numbers_locally_and_on_a_local_cluster(market):
     assert not np.array_equal(different.shortfall_t, local.shortfall_t)
 
 
-def test_distributions_are_ordered_and_china_dominates_the_hazard(market):
-    cal, params = market
+def test_distributions_are_ordered_and_china_dominates_the_hazard(ree):
+    cal, params = ree
     result = run_ensemble(cal, params, countries_of("eu27"), 300, seed=3)
     summary = result.summary()
     assert 0 <= summary["bloc_p50_t"] <= summary["bloc_p95_t"] <= summary["bloc_cvar95_t"]
@@ -53,8 +46,8 @@ def test_cvar_by_hand():
     assert row["cvar95_t"] == pytest.approx(np.mean([96, 97, 98, 99, 100]))
 
 
-def test_limits_and_bad_hazards_are_refused_before_work(market):
-    cal, params = market
+def test_limits_and_bad_hazards_are_refused_before_work(ree):
+    cal, params = ree
     with pytest.raises(InputError, match="draws must be between 1 and 100,000"):
         run_ensemble(cal, params, ["DEU"], 10**9, seed=0)
     with pytest.raises(InputError, match="hazard probability for CHN must be in"):
