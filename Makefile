@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/dependence_grid.py
 	$(BIN)/python benchmarks/market_solver.py
 	$(BIN)/python benchmarks/ensemble.py
+	$(BIN)/python benchmarks/web_load.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache build dist src/*.egg-info

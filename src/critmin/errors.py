@@ -16,6 +16,10 @@ class InputError(CritminError, ValueError):
     """The user asked for something that does not exist or cannot be computed."""
 
 
+class NotFoundError(InputError):
+    """A record asked for by its identifier does not exist (HTTP 404 in the web API)."""
+
+
 class DataError(CritminError):
     """A data file or table is malformed, inconsistent or missing."""
 

@@ -15,6 +15,7 @@ from critmin.cli import market as market_commands
 from critmin.cli import overview as overview_commands
 from critmin.cli import risk as risk_commands
 from critmin.cli import scenarios as scenario_commands
+from critmin.cli import web as web_commands
 from critmin.cli.output import error_console
 from critmin.errors import CritminError
 
@@ -37,6 +38,8 @@ app.command("zone")(market_commands.zone)
 app.command("backtest")(market_commands.backtest)
 app.command("run")(scenario_commands.run)
 app.command("brief")(brief_commands.brief)
+app.command("serve")(web_commands.serve)
+app.add_typer(web_commands.tokens, name="tokens")
 app.command("ensemble")(scenario_commands.ensemble)
 app.command("coalition")(scenario_commands.coalition)
 app.command("stockpile")(scenario_commands.stockpile)

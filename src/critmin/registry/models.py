@@ -114,3 +114,13 @@ class AuditEntry(Base):
     agreement_id: Mapped[str] = mapped_column(String(80), index=True)
     before: Mapped[str | None] = mapped_column(Text)
     after: Mapped[str | None] = mapped_column(Text)
+
+
+class ApiToken(Base):
+    """A bearer token for the web API's write endpoints; only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, create_engine, event, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
-from critmin.errors import DataError, InputError
+from critmin.errors import DataError, InputError, NotFoundError
 from critmin.registry.models import Agreement, AuditEntry, Commitment, Milestone, Party
 from critmin.registry.records import (
     COMMITMENT_FIELDS,
@@ -166,7 +166,7 @@ class Registry:
             statement = statement.with_for_update()
         found = session.scalars(statement).first()
         if found is None:
-            raise InputError(f"no agreement {ident!r}; see 'critmin agreements list'")
+            raise NotFoundError(f"no agreement {ident!r}; see 'critmin agreements list'")
         return found
 
     def _audit(

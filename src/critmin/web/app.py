@@ -1,0 +1,222 @@
+"""The JSON API (FastAPI): dependence, concentration, tracing, risk, shocks, zones and
+agreements; OpenAPI at /docs. An interface: every answer comes from the Python API."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from critmin import __version__
+from critmin.data import commodity as resolve_commodity
+from critmin.errors import CritminError, NotFoundError, UnknownNameError
+from critmin.market.api import shock, zone
+from critmin.metrics.api import dependence, risk, trace
+from critmin.metrics.concentration import world_concentration
+from critmin.metrics.dependence import resolve_year
+from critmin.registry.store import Registry
+from critmin.registry.tokens import token_holder
+
+MAX_BODY_BYTES = 1_000_000  # request-size limit
+
+
+def _plain(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    text = frame.replace({np.nan: None}).to_json(
+        orient="records", default_handler=str, double_precision=15
+    )
+    return json.loads(text)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ShockRequest(Strict):
+    exporter: str = Field(max_length=80, examples=["CHN"])
+    commodity: str = Field(max_length=80, examples=["rare_earths"])
+    ban: bool = False
+    quota: float | None = Field(None, ge=0.0, le=1.0)
+    targets: str | None = Field(None, max_length=2000, examples=["USA,JPN"])
+    aggregate: bool = False
+    year: int | None = Field(None, ge=1995, le=2100)
+    horizon: Literal["short", "long"] = "short"
+
+
+class ZoneRequest(Strict):
+    members: str = Field(max_length=2000, examples=["ministerial_2026"])
+    floors: dict[str, float | str] = Field(min_length=1, max_length=20)
+    mechanism: Literal["tariff", "guarantee"] = "tariff"
+    with_ban: str | None = Field(None, max_length=80)
+    year: int | None = Field(None, ge=1995, le=2100)
+    horizon: Literal["short", "long"] = "short"
+
+
+def create_app(registry_url: str | None = None, read_token_required: bool | None = None) -> FastAPI:
+    """The application; `read_token_required` (or CRITMIN_WEB_READ_TOKEN=1) closes reads."""
+    if read_token_required is None:
+        read_token_required = os.environ.get("CRITMIN_WEB_READ_TOKEN", "") == "1"
+    app = FastAPI(
+        title="critmin",
+        version=__version__,
+        description="Critical-minerals dependence, supply risk, market shocks and agreements.",
+    )
+
+    @lru_cache(maxsize=1)
+    def registry() -> Registry:
+        return Registry(registry_url)
+
+    def holder(authorization: str | None) -> str | None:
+        if not authorization or not authorization.lower().startswith("bearer "):
+            return None
+        return token_holder(registry(), authorization[7:].strip())
+
+    def require_writer(authorization: Annotated[str | None, Header()] = None) -> str:
+        name = holder(authorization)
+        if name is None:
+            raise HTTPException(
+                401, "a valid bearer token is required to write (critmin tokens create NAME)"
+            )
+        return name
+
+    def require_reader(authorization: Annotated[str | None, Header()] = None) -> None:
+        if read_token_required and holder(authorization) is None:
+            raise HTTPException(401, "reading requires a bearer token on this server")
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Callable):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return JSONResponse({"error": f"request body over {MAX_BODY_BYTES:,} bytes"}, 413)
+        return await call_next(request)
+
+    @app.exception_handler(UnknownNameError)
+    async def unknown(request: Request, error: UnknownNameError):
+        return JSONResponse({"error": str(error), "suggestions": error.suggestions}, 404)
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(request: Request, error: NotFoundError):
+        return JSONResponse({"error": str(error)}, 404)
+
+    @app.exception_handler(CritminError)
+    async def refused(request: Request, error: CritminError):
+        return JSONResponse({"error": str(error)}, 400)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException):
+        return JSONResponse({"error": error.detail}, error.status_code, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError):
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+            for e in error.errors()
+        ]
+        return JSONResponse({"error": "; ".join(problems)}, 422)
+
+    readers = [Depends(require_reader)]
+
+    @cached
+    def _dependence(
+        importer: str, commodity: str | None, year: int | None, supplier: str, basis: str
+    ):
+        return _plain(
+            dependence(importer, commodity, year=year, supplier=supplier, basis=basis).drop(
+                columns=["suppliers"]
+            )
+        )
+
+    @app.get("/api/dependence", dependencies=readers, tags=["dependence"])
+    async def get_dependence(
+        importer: Annotated[str, Query(max_length=2000, examples=["DEU"])],
+        commodity: Annotated[str | None, Query(max_length=80)] = None,
+        year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
+        supplier: Annotated[str, Query(max_length=80)] = "CHN",
+        basis: Literal["qty", "value"] = "qty",
+    ) -> list[dict[str, Any]]:
+        """Import reliance, HHI and the supplier's direct and traced shares."""
+        return await run_in_threadpool(_dependence, importer, commodity, year, supplier, basis)
+
+    @app.get("/api/trace", dependencies=readers, tags=["dependence"])
+    async def get_trace(
+        importer: Annotated[str, Query(max_length=2000)],
+        commodity: Annotated[str, Query(max_length=80)],
+        year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
+    ) -> dict[str, Any]:
+        """Direct vs traced origins and the partners that carry them."""
+        origins, carried = await run_in_threadpool(trace, importer, commodity, year)
+        return {"origins": _plain(origins), "intermediaries": _plain(carried)}
+
+    @app.get("/api/concentration/{commodity}", dependencies=readers, tags=["dependence"])
+    async def get_concentration(
+        commodity: str, year: Annotated[int | None, Query(ge=1995, le=2100)] = None
+    ) -> dict[str, Any]:
+        """Mine-production and export-market shares with their HHIs."""
+        item = resolve_commodity(commodity)
+        table, hhi = await run_in_threadpool(world_concentration, item.id, resolve_year(year))
+        return {"commodity": item.id, **hhi, "countries": _plain(table)}
+
+    @app.get("/api/risk", dependencies=readers, tags=["risk"])
+    async def get_risk(
+        importer: Annotated[str | None, Query(max_length=2000)] = None,
+        commodity: Annotated[str | None, Query(max_length=80)] = None,
+        year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
+        method: Literal["geopolrisk", "eu-sr"] = "geopolrisk",
+    ) -> list[dict[str, Any]]:
+        """GeoPolRisk or EU supply risk."""
+        return _plain(await run_in_threadpool(risk, importer, commodity, year, method))
+
+    @app.post("/api/shock", dependencies=readers, tags=["market"])
+    async def post_shock(request: ShockRequest) -> dict[str, Any]:
+        """An export ban or quota solved by the market model."""
+        args = request.model_dump()
+        result = await run_in_threadpool(
+            lambda: shock(args.pop("exporter"), args.pop("commodity"), **args)
+        )
+        return result.to_dict()
+
+    @app.post("/api/zone", dependencies=readers, tags=["market"])
+    async def post_zone(request: ZoneRequest) -> dict[str, Any]:
+        """The preferential zone with floors, per commodity."""
+        args = request.model_dump()
+        results = await run_in_threadpool(
+            lambda: zone(args.pop("members"), args.pop("floors"), **args)
+        )
+        return {name: result.to_dict() for name, result in results.items()}
+
+    @app.get("/api/agreements", dependencies=readers, tags=["agreements"])
+    async def list_agreements() -> list[dict[str, Any]]:
+        """Every agreement of the registry."""
+        return json.loads(json.dumps(await run_in_threadpool(registry().records), default=str))
+
+    @app.get("/api/agreements/{ident}", dependencies=readers, tags=["agreements"])
+    async def get_agreement(ident: str) -> dict[str, Any]:
+        return json.loads(json.dumps(await run_in_threadpool(registry().get, ident), default=str))
+
+    @app.post("/api/agreements", status_code=201, tags=["agreements"])
+    async def add_agreement(
+        record: dict[str, Any], writer: str = Depends(require_writer)
+    ) -> dict[str, Any]:
+        """Add an agreement (bearer token required); the record is validated by the registry."""
+        added = await run_in_threadpool(registry().add, record, f"token:{writer}")
+        return json.loads(json.dumps(added, default=str))
+
+    @app.get("/api/health", tags=["meta"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app
+
+
+def cached(function: Callable) -> Callable:
+    """Memoise read-only answers (the dataset does not change while the server runs)."""
+    return lru_cache(maxsize=4096)(function)

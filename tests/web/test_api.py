@@ -1,0 +1,104 @@
+# ruff: noqa: E501  (request/expectation tables read best unwrapped)
+"""The JSON API through FastAPI's test client: answers equal the Python API, errors are JSON
+with the right status (never 500), writes need a bearer token."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+import critmin as cm
+from critmin.registry.store import Registry
+from critmin.registry.tokens import create_token, revoke_token
+from critmin.web import create_app
+
+
+@pytest.fixture
+def client(tmp_path):
+    url = f"sqlite:///{tmp_path / 'registry.sqlite'}"
+    app = create_app(registry_url=url, read_token_required=False)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        test_client.registry_url = url
+        yield test_client
+
+
+def test_dependence_equals_the_python_api(client):
+    response = client.get(
+        "/api/dependence", params={"importer": "DEU", "commodity": "REE", "year": 2023}
+    )
+    assert response.status_code == 200
+    row = response.json()[0]
+    api = cm.dependence("DEU", "REE", year=2023).iloc[0]
+    assert row["supplier_share"] == pytest.approx(api["supplier_share"], rel=1e-12)
+    assert row["traced_supplier_share"] == pytest.approx(api["traced_supplier_share"], rel=1e-12)
+
+
+def test_read_endpoints(client):
+    assert client.get(
+        "/api/trace", params={"importer": "DEU", "commodity": "REE", "year": 2023}
+    ).json()["origins"]
+    conc = client.get("/api/concentration/gallium", params={"year": 2024}).json()
+    assert conc["commodity"] == "gallium" and conc["countries"]
+    assert client.get(
+        "/api/risk", params={"importer": "EU", "commodity": "cobalt", "year": 2023}
+    ).json()
+    shock = client.post("/api/shock", json={"exporter": "CHN", "commodity": "REE", "ban": True,
+                                             "targets": "USA,JPN", "year": 2023})  # fmt: skip
+    assert shock.status_code == 200 and shock.json()["summary"]["bloc_supplier_share"] == 0
+    zone = client.post(
+        "/api/zone", json={"members": "g7", "floors": {"rare_earths": 1.3}, "year": 2023}
+    )
+    assert zone.status_code == 200 and "rare_earths" in zone.json()
+    assert len(client.get("/api/agreements").json()) == 17
+    assert client.get("/openapi.json").json()["info"]["title"] == "critmin"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "message"),
+    [
+        ("get", "/api/dependence", {"params": {"importer": "Germny", "commodity": "REE"}}, 404, "unknown country or group 'Germny'"),
+        ("get", "/api/dependence", {"params": {"importer": "DEU", "year": "soon"}}, 422, "year: Input should be a valid integer"),
+        ("get", "/api/dependence", {}, 422, "importer: Field required"),
+        ("post", "/api/shock", {"json": {"exporter": "CHN", "commodity": "REE", "quota": 1.5}}, 422, "quota: Input should be less than or equal to 1"),
+        ("post", "/api/shock", {"json": {"exporter": "CHN", "commodity": "REE", "colour": 1}}, 422, "colour: Extra inputs are not permitted"),
+        ("post", "/api/shock", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "JSON decode error"),
+        ("post", "/api/shock", {"json": {"exporter": "CHN", "commodity": "REE"}}, 400, "exactly one of a ban or a quota"),
+        ("post", "/api/zone", {"json": {"members": "g7", "floors": {"rare_earths": -1}}}, 400, "price floor must be in"),
+        ("get", "/api/agreements/nope", {}, 404, "nope"),
+    ],
+)  # fmt: skip
+def test_errors_are_json_with_the_right_status(client, method, path, kwargs, status, message):
+    response = getattr(client, method)(path, **kwargs)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+
+
+def test_writes_need_a_valid_token(client):
+    record = {"id": "test-mou", "title": "Test MoU", "kind": "memorandum", "status": "signed",
+              "signed": "2026-02-04", "parties": [{"party": "USA"}, {"party": "JPN"}]}  # fmt: skip
+    assert client.post("/api/agreements", json=record).status_code == 401
+    bad = client.post("/api/agreements", json=record, headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401 and "bearer token" in bad.json()["error"]
+    registry = Registry(client.registry_url)
+    secret = create_token(registry, "analyst")
+    headers = {"Authorization": f"Bearer {secret}"}
+    created = client.post("/api/agreements", json=record, headers=headers)
+    assert created.status_code == 201, created.text
+    assert client.get("/api/agreements/test-mou").json()["title"] == "Test MoU"
+    malformed = client.post("/api/agreements", json={"id": "x"}, headers=headers)
+    assert malformed.status_code == 400 and malformed.json()["error"]
+    revoke_token(registry, "analyst")
+    assert (
+        client.post("/api/agreements", json={**record, "id": "other"}, headers=headers).status_code
+        == 401
+    )
+
+
+def test_reads_can_be_closed_and_bodies_are_limited(tmp_path):
+    app = create_app(registry_url=f"sqlite:///{tmp_path / 'r.sqlite'}", read_token_required=True)
+    with TestClient(app) as closed:
+        assert closed.get("/api/agreements").status_code == 401
+        too_big = closed.post(
+            "/api/shock", content=b"x" * 1_000_001, headers={"content-type": "application/json"}
+        )
+        assert too_big.status_code == 413
