@@ -26,6 +26,7 @@ from critmin.metrics.concentration import world_concentration
 from critmin.metrics.dependence import resolve_year
 from critmin.registry.store import Registry
 from critmin.registry.tokens import token_holder
+from critmin.web.pages import router as pages_router
 
 MAX_BODY_BYTES = 1_000_000  # request-size limit
 
@@ -209,6 +210,8 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
         """Add an agreement (bearer token required); the record is validated by the registry."""
         added = await run_in_threadpool(registry().add, record, f"token:{writer}")
         return json.loads(json.dumps(added, default=str))
+
+    app.include_router(pages_router)
 
     @app.get("/api/health", tags=["meta"])
     async def health() -> dict[str, str]:

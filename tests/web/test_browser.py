@@ -1,0 +1,84 @@
+"""End to end in a real headless Chromium (Debian's, driven by Playwright): open the
+overview, see its chart, run a scenario in the builder, see the charts; screenshots are
+kept under the test's output folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+
+from critmin.web import create_app
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = _free_port()
+    app = create_app(registry_url=f"sqlite:///{tmp_path / 'registry.sqlite'}")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if running.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    running.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_overview_and_builder_in_chromium(server, tmp_path):
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "Chromium missing on CI: make test installs it (scripts/ensure_chromium.sh)"
+            )
+        pytest.skip("no Chromium (make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{server}/?commodity=rare_earths&year=2023", timeout=60_000)
+        page.wait_for_selector("#chart-dependence .main-svg .trace", timeout=30_000)
+        assert page.inner_text("h1").startswith("Dependence on CHN for Rare earths")
+        page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+
+        page.goto(f"{server}/builder")
+        page.select_option("#commodity", "graphite")
+        page.fill("#targets", "USA,JPN")
+        page.fill("#year", "2023")
+        page.keyboard.press("Tab")
+        page.click("#run")
+        page.wait_for_selector("#chart-shortfall .main-svg .trace", timeout=60_000)
+        page.wait_for_selector("#chart-prices .main-svg .trace", timeout=10_000)
+        assert "Newton iterations" in page.inner_text("#status")
+        assert "world price index" in page.inner_text("#summary")
+        page.screenshot(path=str(tmp_path / "builder.png"), full_page=True)
+
+        page.fill("#exporter", "Atlantis")  # a user error shows as a message, not a crash
+        page.click("#run")
+        page.wait_for_selector("#status.error", timeout=30_000)
+        assert "unknown country" in page.inner_text("#status")
+        browser.close()
+    assert not errors, errors
+    assert (tmp_path / "overview.png").stat().st_size > 20_000
+    assert (tmp_path / "builder.png").stat().st_size > 20_000
