@@ -1,6 +1,7 @@
 """End to end in a real headless Chromium (Debian's, driven by Playwright): open the
-overview, see its chart, run a scenario in the builder, see the charts; screenshots are
-kept under the test's output folder."""
+overview, see its chart, run a scenario in the builder, see the charts, open the country
+page (Sankey of traced origins) and the agreements tracker; screenshots are kept under the
+test's output folder."""
 
 from __future__ import annotations
 
@@ -74,6 +75,20 @@ def test_overview_and_builder_in_chromium(server, tmp_path):
         assert "world price index" in page.inner_text("#summary")
         page.screenshot(path=str(tmp_path / "builder.png"), full_page=True)
 
+        page.goto(f"{server}/country?importer=DEU&commodity=rare_earths&year=2023")
+        page.wait_for_selector("#chart-minerals .main-svg .trace", timeout=30_000)
+        page.wait_for_selector("#chart-sankey .sankey-node", timeout=30_000)
+        assert page.locator("#chart-sankey .sankey-node").count() >= 3
+        page.screenshot(path=str(tmp_path / "country.png"), full_page=True)
+
+        page.goto(f"{server}/agreements?bloc=USA&year=2023")
+        # Bars of zero height are drawn but hidden: the trace must exist, not be visible.
+        page.wait_for_selector("#chart-coverage .main-svg .trace", state="attached", timeout=30_000)
+        page.wait_for_selector("#chart-deadlines .main-svg", timeout=30_000)
+        assert page.locator("table tr").count() >= 18  # header + the 17 seeded agreements
+        page.screenshot(path=str(tmp_path / "agreements.png"), full_page=True)
+
+        page.goto(f"{server}/builder")
         page.fill("#exporter", "Atlantis")  # a user error shows as a message, not a crash
         page.click("#run")
         page.wait_for_selector("#status.error", timeout=30_000)

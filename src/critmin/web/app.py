@@ -211,6 +211,7 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
         added = await run_in_threadpool(registry().add, record, f"token:{writer}")
         return json.loads(json.dumps(added, default=str))
 
+    app.state.registry = registry
     app.include_router(pages_router)
 
     @app.get("/api/health", tags=["meta"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from functools import lru_cache
 from typing import Annotated
@@ -14,9 +15,11 @@ from starlette.concurrency import run_in_threadpool
 
 from critmin.data import all_commodities, country
 from critmin.data import commodity as resolve_commodity
-from critmin.metrics.api import dependence
+from critmin.metrics.api import dependence, trace
 from critmin.metrics.concentration import world_concentration
 from critmin.metrics.dependence import commodity_flows, resolve_year
+from critmin.registry.coverage import coverage
+from critmin.registry.deadlines import deadlines, period_end
 
 router = APIRouter(include_in_schema=False)
 templates = Environment(
@@ -101,4 +104,92 @@ async def overview(
 async def builder(request: Request) -> str:
     return templates.get_template("builder.html").render(
         title="Scenario builder", commodities=_commodities(), year=resolve_year(None)
+    )
+
+
+@lru_cache(maxsize=256)
+def _country(importer: str, commodity: str, supplier: str, year: int) -> tuple[list, dict]:
+    table = dependence(importer, None, year=year, supplier=supplier)
+    table = table[table["imports"] > 0].sort_values("traced_supplier_share", ascending=False)
+    minerals = [
+        {
+            "commodity": row.commodity,
+            "supplier_share": _num(row.supplier_share),
+            "traced_supplier_share": _num(row.traced_supplier_share),
+        }
+        for row in table.itertuples()
+    ]
+    _, carried = trace(importer, commodity, year)
+    labels: list[str] = []
+
+    def node(label: str) -> int:
+        if label not in labels:
+            labels.append(label)
+        return labels.index(label)
+
+    sankey: dict[str, list] = {"source": [], "target": [], "value": []}
+    target = node(f"{importer} (importer)")
+    for row in carried.to_dict(orient="records"):
+        partner = node(f"{row['partner']} (partner)")
+        through = 0.0
+        for key, value in row.items():
+            if key.startswith("via_") and value and value > 0:
+                sankey["source"].append(node(f"{key[4:]} (mine)"))
+                sankey["target"].append(partner)
+                sankey["value"].append(float(value) * 100)
+                through += float(value)
+        if through > 0:
+            sankey["source"].append(partner)
+            sankey["target"].append(target)
+            sankey["value"].append(through * 100)
+    sankey["labels"] = labels
+    return minerals, sankey
+
+
+@router.get("/country", response_class=HTMLResponse)
+async def country_page(
+    importer: Annotated[str, Query(max_length=2000)] = "DEU",
+    commodity: Annotated[str, Query(max_length=80)] = "rare_earths",
+    supplier: Annotated[str, Query(max_length=80)] = "CHN",
+    year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
+) -> str:
+    item = resolve_commodity(commodity)
+    code = country(supplier).iso3
+    year = resolve_year(year)
+    minerals, sankey = await run_in_threadpool(_country, importer, item.id, code, year)
+    return templates.get_template("country.html").render(
+        title=importer,
+        importer=importer,
+        supplier=code,
+        year=year,
+        commodity=item.id,
+        commodity_name=item.name,
+        commodities=_commodities(),
+        minerals_json=json.dumps(minerals),
+        sankey_json=json.dumps(sankey),
+    )
+
+
+@router.get("/agreements", response_class=HTMLResponse)
+async def agreements_page(
+    request: Request,
+    bloc: Annotated[str, Query(max_length=2000)] = "USA",
+    year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
+) -> str:
+    registry = request.app.state.registry()
+    records = await run_in_threadpool(registry.records)
+    today = dt.date.today()
+    due = deadlines(records, today, within_days=365)
+    due["end"] = [period_end(p).isoformat() for p in due["planned"]]
+    year = resolve_year(year)
+    cover = await run_in_threadpool(coverage, records, bloc, year)
+    return templates.get_template("agreements.html").render(
+        title="Agreements",
+        records=records,
+        overdue=int(due["overdue"].sum()) if len(due) else 0,
+        today=today.isoformat(),
+        bloc=bloc,
+        year=year,
+        deadlines_json=due.to_json(orient="records"),
+        coverage_json=cover[["commodity", "covered_share"]].to_json(orient="records"),
     )
