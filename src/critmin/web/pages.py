@@ -111,6 +111,10 @@ async def builder(request: Request) -> str:
 def _country(importer: str, commodity: str, supplier: str, year: int) -> tuple[list, dict]:
     table = dependence(importer, None, year=year, supplier=supplier)
     table = table[table["imports"] > 0].sort_values("traced_supplier_share", ascending=False)
+    shown = (table["traced_supplier_share"].fillna(0) >= 0.01) | (
+        table["supplier_share"].fillna(0) >= 0.01
+    )
+    table = table[shown]  # minerals with at least 1 % from the supplier, directly or traced
     minerals = [
         {
             "commodity": row.commodity,
@@ -129,8 +133,10 @@ def _country(importer: str, commodity: str, supplier: str, year: int) -> tuple[l
 
     sankey: dict[str, list] = {"source": [], "target": [], "value": []}
     target = node(f"{importer} (importer)")
-    for row in carried.to_dict(orient="records"):
-        partner = node(f"{row['partner']} (partner)")
+    rows = carried.to_dict(orient="records")
+    for rank, row in enumerate(rows):
+        # The eight largest partners by name, the long tail as one node (readability).
+        partner = node(f"{row['partner']} (partner)" if rank < 8 else "other partners")
         through = 0.0
         for key, value in row.items():
             if key.startswith("via_") and value and value > 0:
