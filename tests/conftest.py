@@ -39,3 +39,22 @@ def geopolrisk_lib(geopolrisk_wheel: Path, tmp_path_factory: pytest.TempPathFact
     from critmin.data.build_geopolrisk import locate_lib
 
     return locate_lib(geopolrisk_wheel, tmp_path_factory.mktemp("geopolrisk"))
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's Chromium for the browser tests; `make test` installs it (a missing browser
+    fails on CI and skips elsewhere)."""
+    import shutil
+
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "Chromium missing on CI: make test installs it (scripts/ensure_chromium.sh)"
+            )
+        pytest.skip("no Chromium (make test installs it)")
+    return executable

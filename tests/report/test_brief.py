@@ -17,6 +17,7 @@ from critmin.metrics.api import risk
 from critmin.report.brief import pct, pct_points, render_brief
 from critmin.scenarios.briefing import briefing
 from tests.cli.test_cli_end_to_end import critmin
+from tests.conftest import CHROMIUM_ARGS
 
 BLOC, MINERALS, YEAR = "msp", ["rare_earths", "graphite", "gallium"], 2023
 SECTIONS = ["chart-dependence", "chart-risk", "chart-ban", "chart-zone", "chart-stockpile"]
@@ -105,7 +106,7 @@ def test_cli_writes_the_brief(isolated_user_data, tmp_path):
     assert bad.returncode == 2 and "unknown commodity 'unobtainium'" in bad.stderr
 
 
-def test_chromium_renders_every_chart(brief, tmp_path):
+def test_chromium_renders_every_chart(brief, tmp_path, chromium_path):
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
         if os.environ.get("CI"):
@@ -118,8 +119,8 @@ def test_chromium_renders_every_chart(brief, tmp_path):
     _, _, path = brief
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=executable,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+            executable_path=chromium_path,
+            args=CHROMIUM_ARGS,
         )
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         errors: list[str] = []

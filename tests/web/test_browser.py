@@ -15,6 +15,7 @@ import pytest
 import uvicorn
 
 from critmin.web import create_app
+from tests.conftest import CHROMIUM_ARGS
 
 
 def _free_port() -> int:
@@ -40,7 +41,7 @@ def server(tmp_path):
     thread.join(timeout=10)
 
 
-def test_overview_and_builder_in_chromium(server, tmp_path):
+def test_overview_and_builder_in_chromium(server, tmp_path, chromium_path):
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
         if os.environ.get("CI"):
@@ -52,8 +53,8 @@ def test_overview_and_builder_in_chromium(server, tmp_path):
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=executable,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+            executable_path=chromium_path,
+            args=CHROMIUM_ARGS,
         )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
