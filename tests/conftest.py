@@ -58,3 +58,17 @@ def chromium_path() -> str:
             )
         pytest.skip("no Chromium (make test installs it)")
     return executable
+
+
+@pytest.fixture
+def browser_page(chromium_path):
+    """A Playwright page in headless Chromium and the list of JavaScript errors it raised."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        yield page, errors
+        browser.close()

@@ -118,3 +118,14 @@ def test_parameter_table_is_documented():
         short, long = spec.defaults["short"], spec.defaults["long"]
         row = f"| `{spec.name}` | {spec.symbol} | {short:g} | {long:g} |"
         assert row in text, f"docs/market.md lacks the row for {spec.name}: {row}"
+
+
+def test_group_targets_without_trade_are_refused_not_widened(two_sources):
+    # Scenario files and the API share this check: a group none of whose members trades
+    # the commodity must not turn into "every destination" (targets None).
+    from critmin.market.api import in_market
+
+    with pytest.raises(InputError, match="none of XXX, YYY trades testium in 2020"):
+        in_market(two_sources, ("XXX", "YYY"), strict=False)
+    assert in_market(two_sources, ("XXX", "VVV"), strict=False) == ("VVV",)
+    assert in_market(two_sources, None, strict=False) is None

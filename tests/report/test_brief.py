@@ -15,7 +15,6 @@ from critmin.metrics.api import risk
 from critmin.report.brief import pct, pct_points, render_brief
 from critmin.scenarios.briefing import briefing
 from tests.cli.test_cli_end_to_end import critmin
-from tests.conftest import CHROMIUM_ARGS
 
 BLOC, MINERALS, YEAR = "msp", ["rare_earths", "graphite", "gallium"], 2023
 SECTIONS = ["chart-dependence", "chart-risk", "chart-ban", "chart-zone", "chart-stockpile"]
@@ -104,25 +103,15 @@ def test_cli_writes_the_brief(isolated_user_data, tmp_path):
     assert bad.returncode == 2 and "unknown commodity 'unobtainium'" in bad.stderr
 
 
-def test_chromium_renders_every_chart(brief, tmp_path, chromium_path):
-    from playwright.sync_api import sync_playwright
-
+def test_chromium_renders_every_chart(brief, tmp_path, browser_page):
+    page, errors = browser_page
     _, _, path = brief
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium_path,
-            args=CHROMIUM_ARGS,
-        )
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(Path(path).resolve().as_uri())
-        for section in SECTIONS:
-            page.wait_for_selector(f"#{section} .main-svg", timeout=20_000)
-            bars = page.locator(f"#{section} .main-svg .trace").count()
-            assert bars >= 1, f"{section} has no plotted trace"
-        shot = page.screenshot(full_page=True)
-        browser.close()
+    page.goto(Path(path).resolve().as_uri())
+    for section in SECTIONS:
+        page.wait_for_selector(f"#{section} .main-svg", timeout=20_000)
+        bars = page.locator(f"#{section} .main-svg .trace").count()
+        assert bars >= 1, f"{section} has no plotted trace"
+    shot = page.screenshot(full_page=True)
     assert not errors, errors
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 50_000
     (tmp_path / "brief.png").write_bytes(shot)

@@ -13,7 +13,6 @@ import pytest
 import uvicorn
 
 from critmin.web import create_app
-from tests.conftest import CHROMIUM_ARGS
 
 
 def _free_port() -> int:
@@ -39,53 +38,43 @@ def server(tmp_path):
     thread.join(timeout=10)
 
 
-def test_overview_and_builder_in_chromium(server, tmp_path, chromium_path):
-    from playwright.sync_api import sync_playwright
+def test_overview_and_builder_in_chromium(server, tmp_path, browser_page):
+    page, errors = browser_page
+    page.goto(f"{server}/?commodity=rare_earths&year=2023", timeout=60_000)
+    page.wait_for_selector("#chart-dependence .main-svg .trace", timeout=30_000)
+    assert page.inner_text("h1").startswith("Dependence on CHN for Rare earths")
+    page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium_path,
-            args=CHROMIUM_ARGS,
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{server}/?commodity=rare_earths&year=2023", timeout=60_000)
-        page.wait_for_selector("#chart-dependence .main-svg .trace", timeout=30_000)
-        assert page.inner_text("h1").startswith("Dependence on CHN for Rare earths")
-        page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+    page.goto(f"{server}/builder")
+    page.select_option("#commodity", "graphite")
+    page.fill("#targets", "USA,JPN")
+    page.fill("#year", "2023")
+    page.keyboard.press("Tab")
+    page.click("#run")
+    page.wait_for_selector("#chart-shortfall .main-svg .trace", timeout=60_000)
+    page.wait_for_selector("#chart-prices .main-svg .trace", timeout=10_000)
+    assert "Newton iterations" in page.inner_text("#status")
+    assert "world price index" in page.inner_text("#summary")
+    page.screenshot(path=str(tmp_path / "builder.png"), full_page=True)
 
-        page.goto(f"{server}/builder")
-        page.select_option("#commodity", "graphite")
-        page.fill("#targets", "USA,JPN")
-        page.fill("#year", "2023")
-        page.keyboard.press("Tab")
-        page.click("#run")
-        page.wait_for_selector("#chart-shortfall .main-svg .trace", timeout=60_000)
-        page.wait_for_selector("#chart-prices .main-svg .trace", timeout=10_000)
-        assert "Newton iterations" in page.inner_text("#status")
-        assert "world price index" in page.inner_text("#summary")
-        page.screenshot(path=str(tmp_path / "builder.png"), full_page=True)
+    page.goto(f"{server}/country?importer=DEU&commodity=rare_earths&year=2023")
+    page.wait_for_selector("#chart-minerals .main-svg .trace", timeout=30_000)
+    page.wait_for_selector("#chart-sankey .sankey-node", timeout=30_000)
+    assert page.locator("#chart-sankey .sankey-node").count() >= 3
+    page.screenshot(path=str(tmp_path / "country.png"), full_page=True)
 
-        page.goto(f"{server}/country?importer=DEU&commodity=rare_earths&year=2023")
-        page.wait_for_selector("#chart-minerals .main-svg .trace", timeout=30_000)
-        page.wait_for_selector("#chart-sankey .sankey-node", timeout=30_000)
-        assert page.locator("#chart-sankey .sankey-node").count() >= 3
-        page.screenshot(path=str(tmp_path / "country.png"), full_page=True)
+    page.goto(f"{server}/agreements?bloc=USA&year=2023")
+    # Bars of zero height are drawn but hidden: the trace must exist, not be visible.
+    page.wait_for_selector("#chart-coverage .main-svg .trace", state="attached", timeout=30_000)
+    page.wait_for_selector("#chart-deadlines .main-svg", timeout=30_000)
+    assert page.locator("table tr").count() >= 18  # header + the 17 seeded agreements
+    page.screenshot(path=str(tmp_path / "agreements.png"), full_page=True)
 
-        page.goto(f"{server}/agreements?bloc=USA&year=2023")
-        # Bars of zero height are drawn but hidden: the trace must exist, not be visible.
-        page.wait_for_selector("#chart-coverage .main-svg .trace", state="attached", timeout=30_000)
-        page.wait_for_selector("#chart-deadlines .main-svg", timeout=30_000)
-        assert page.locator("table tr").count() >= 18  # header + the 17 seeded agreements
-        page.screenshot(path=str(tmp_path / "agreements.png"), full_page=True)
-
-        page.goto(f"{server}/builder")
-        page.fill("#exporter", "Atlantis")  # a user error shows as a message, not a crash
-        page.click("#run")
-        page.wait_for_selector("#status.error", timeout=30_000)
-        assert "unknown country" in page.inner_text("#status")
-        browser.close()
+    page.goto(f"{server}/builder")
+    page.fill("#exporter", "Atlantis")  # a user error shows as a message, not a crash
+    page.click("#run")
+    page.wait_for_selector("#status.error", timeout=30_000)
+    assert "unknown country" in page.inner_text("#status")
     assert not errors, errors
     assert (tmp_path / "overview.png").stat().st_size > 20_000
     assert (tmp_path / "builder.png").stat().st_size > 20_000

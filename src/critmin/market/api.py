@@ -62,7 +62,7 @@ def _calibrate(
     return calibrate(commodity_id, resolve_year(year), row_share, keep)
 
 
-def _in_market(
+def in_market(
     cal: Calibration, codes: Sequence[str] | None, strict: bool
 ) -> tuple[str, ...] | None:
     """Codes of a group that have a market in the calibration (all of them when strict)."""
@@ -106,7 +106,7 @@ def shock(
     keep = [source, *(target_codes or ()), *(releases or {})]
     cal = _calibrate(item.id, year, rest_of_world_share, keep)
     cal.index(source)
-    target_codes = _in_market(cal, target_codes, strict)
+    target_codes = in_market(cal, target_codes, strict)
     if ban:
         policy = {"bans": (Ban(source, target_codes, strict),)}
         label = f"{source} bans {item.id} exports"
@@ -158,7 +158,7 @@ def zone(
         level, unit = parse_floor(floor)
         keep = [*codes, *(releases or {}), *([banner] if banner else [])]
         cal = _calibrate(item.id, year, rest_of_world_share, keep)
-        present = _in_market(cal, codes, strict)
+        present = in_market(cal, codes, strict)
         bans = (Ban(banner),) if banner else ()
         label = f"zone of {len(present)} members, {item.id} floor {floor} ({mechanism})"
         if banner:

@@ -27,7 +27,7 @@ from critmin.market import (
     resolve_parameters,
     simulate,
 )
-from critmin.market.api import parse_floor, resolve_countries
+from critmin.market.api import in_market, parse_floor, resolve_countries
 from critmin.market.policies import compile_scenario
 from critmin.metrics.dependence import resolve_year
 from critmin.scenarios.ensemble import EnsembleResult, run_ensemble
@@ -41,30 +41,20 @@ def _codes(names) -> tuple[tuple[str, ...] | None, bool]:
     return resolve_countries(names if isinstance(names, str) else ",".join(names))
 
 
-def _present(cal: Calibration, codes: tuple[str, ...] | None, strict: bool):
-    if codes is None:
-        return None
-    if strict:
-        for code in codes:
-            cal.index(code)
-        return codes
-    return tuple(c for c in codes if c in cal.countries or c in cal.rest_of_world) or None
-
-
 def scenario_for(study: Study, cal: Calibration) -> Scenario:
     """The study's policies on one commodity's market (floors only where one is set)."""
     p = study.policies
     bans, quotas, tariffs, taxes = [], [], [], []
     for ban in p.bans:
         targets, strict = _codes(ban.targets)
-        bans.append(Ban(_codes(ban.exporter)[0][0], _present(cal, targets, strict), strict))
+        bans.append(Ban(_codes(ban.exporter)[0][0], in_market(cal, targets, strict), strict))
     for quota in p.quotas:
         targets, strict = _codes(quota.targets)
         quotas.append(
             Quota(
                 _codes(quota.exporter)[0][0],
                 quota.fraction,
-                _present(cal, targets, strict),
+                in_market(cal, targets, strict),
                 quota.aggregate,
                 strict,
             )
@@ -74,16 +64,16 @@ def scenario_for(study: Study, cal: Calibration) -> Scenario:
         exporters, strict_e = _codes(tariff.exporters)
         tariffs.append(
             Tariff(
-                _present(cal, importers, strict_i),
+                in_market(cal, importers, strict_i),
                 tariff.rate,
-                _present(cal, exporters, strict_e),
+                in_market(cal, exporters, strict_e),
                 strict_i and strict_e,
             )
         )
     for tax in p.export_taxes:
         targets, strict = _codes(tax.targets)
         taxes.append(
-            ExportTax(_codes(tax.exporter)[0][0], tax.rate, _present(cal, targets, strict), strict)
+            ExportTax(_codes(tax.exporter)[0][0], tax.rate, in_market(cal, targets, strict), strict)
         )
     zone = None
     if p.zone is not None:
@@ -92,7 +82,7 @@ def scenario_for(study: Study, cal: Calibration) -> Scenario:
         if match:
             members, strict = _codes(p.zone.members)
             level, unit = parse_floor(match[0])
-            zone = Zone(_present(cal, members, strict) or (), level, unit, p.zone.mechanism)
+            zone = Zone(in_market(cal, members, strict), level, unit, p.zone.mechanism)
     bloc, _ = _codes(study.bloc)
     return Scenario(
         name=f"{study.name} — {cal.commodity}",

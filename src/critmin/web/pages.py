@@ -72,6 +72,11 @@ def _overview(commodity: str, supplier: str, year: int) -> tuple[list[dict], lis
     return rows, concentrated[:10]
 
 
+def _choice(commodity: str, supplier: str, year: int | None):
+    """The page's mineral, supplier (ISO3) and year, resolved with clear errors."""
+    return resolve_commodity(commodity), country(supplier).iso3, resolve_year(year)
+
+
 def _num(value) -> float | None:
     value = float(value)
     return None if value != value else value
@@ -83,9 +88,7 @@ async def overview(
     supplier: Annotated[str, Query(max_length=80)] = "CHN",
     year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
 ) -> str:
-    item = resolve_commodity(commodity)
-    code = country(supplier).iso3
-    year = resolve_year(year)
+    item, code, year = _choice(commodity, supplier, year)
     rows, concentrated = await run_in_threadpool(_overview, item.id, code, year)
     return templates.get_template("overview.html").render(
         title="Overview",
@@ -159,9 +162,7 @@ async def country_page(
     supplier: Annotated[str, Query(max_length=80)] = "CHN",
     year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
 ) -> str:
-    item = resolve_commodity(commodity)
-    code = country(supplier).iso3
-    year = resolve_year(year)
+    item, code, year = _choice(commodity, supplier, year)
     minerals, sankey = await run_in_threadpool(_country, importer, item.id, code, year)
     return templates.get_template("country.html").render(
         title=importer,
