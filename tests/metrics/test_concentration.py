@@ -8,7 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import critmin as cm
-from critmin.metrics.concentration import herfindahl_hirschman, shares, supply_concentration
+from critmin.data import query
+from critmin.metrics.concentration import (
+    concentration_history,
+    herfindahl_hirschman,
+    shares,
+    supply_concentration,
+    world_concentration,
+)
 
 
 def test_hhi_by_hand():
@@ -62,3 +69,23 @@ def test_world_concentration_export_shares_by_independent_query():
     row = table.set_index("country").loc["CHN"]
     assert row["export_share"] == pytest.approx(china["CHN"] / china.sum())
     assert summary["export_hhi"] == pytest.approx(((china / china.sum()) ** 2).sum())
+
+
+def test_concentration_history_by_year():
+    table, summary = concentration_history("cobalt")
+    sums = table.groupby("year")["export_share"].sum()
+    assert sums.to_numpy() == pytest.approx(1.0)
+    assert sorted(table["year"].unique())[0] == 1995  # BACI from 1995, WMD later
+    # China's 2010 share of world cobalt exports, from the raw rows (HS 282200 + 810510).
+    raw = query(
+        "SELECT sum(qty_t) FILTER (WHERE exporter = 'CHN') / sum(qty_t) AS china "
+        "FROM {trade} WHERE year = 2010 AND hs6 IN ('282200', '810510') AND qty_t IS NOT NULL"
+    )["china"].iloc[0]
+    china = table[(table["year"] == 2010) & (table["country"] == "CHN")].iloc[0]
+    assert china["export_share"] == pytest.approx(raw)
+    # The latest year agrees with the one-year view, production and exports alike.
+    _, hhi = world_concentration("cobalt", 2023)
+    row = summary.set_index("year").loc[2023]
+    assert row["production_hhi"] == pytest.approx(hhi["production_hhi"])
+    assert row["export_hhi"] == pytest.approx(hhi["export_hhi"])
+    assert pd.isna(summary.set_index("year").loc[2000, "production_hhi"])  # no WMD year

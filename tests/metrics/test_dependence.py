@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import critmin as cm
 from critmin.data import query
-from critmin.metrics.api import dependence, trace
+from critmin.metrics.api import dependence, trace, world_dependence
 from critmin.metrics.dependence import dependence_from_tables, merge_blocs, supplier_shares
 from critmin.metrics.tracing import UNTRACED, traced_import_origins
 
@@ -202,3 +202,26 @@ def test_aluminium_is_traced_to_bauxite_mines():
     top = origins["origin"].head(2).tolist()
     assert set(top) <= {"BRA", "GIN", "AUS"}  # bauxite miners, not the smelters (CAN)
     assert "CAN" not in origins[origins["traced_share"] > 0.01]["origin"].tolist()
+
+
+def test_world_dependence_is_every_importer_at_once():
+    table = world_dependence("cobalt", year=2015)
+    assert table["supplier_share"].between(0, 1).all()
+    assert table["traced_supplier_share"].between(0, 1 + 1e-12).all()
+    # Direct shares from an independent query of the raw trade rows (HS 282200 + 810510).
+    expected = query(
+        "SELECT importer, sum(qty_t) FILTER (WHERE exporter = 'CHN') / sum(qty_t) AS china "
+        "FROM {trade} WHERE year = 2015 AND hs6 IN ('282200', '810510') "
+        "AND qty_t IS NOT NULL GROUP BY importer HAVING sum(qty_t) > 0"
+    ).set_index("importer")["china"]
+    got = table.set_index("importer")["supplier_share"]
+    assert set(got.index) == set(expected.index)
+    assert got.sort_index().to_numpy() == pytest.approx(
+        expected.fillna(0.0).sort_index().to_numpy()
+    )
+    for importer in ("DEU", "JPN", "USA"):  # traced shares as the one-importer API has them
+        one = dependence(importer, "cobalt", year=2015).iloc[0]
+        assert got[importer] == pytest.approx(one["supplier_share"])
+        assert table.set_index("importer").loc[importer, "traced_supplier_share"] == (
+            pytest.approx(one["traced_supplier_share"])
+        )

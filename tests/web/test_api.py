@@ -73,6 +73,26 @@ def test_errors_are_json_with_the_right_status(client, method, path, kwargs, sta
     assert message in response.json()["error"]
 
 
+def test_world_dependence_and_the_pages(client):
+    world = client.get("/api/dependence/world", params={"commodity": "REE", "year": 2023})
+    assert world.status_code == 200
+    rows = {row["importer"]: row for row in world.json()}
+    one = cm.dependence("JPN", "REE", year=2023).iloc[0]
+    assert rows["JPN"]["traced_supplier_share"] == pytest.approx(one["traced_supplier_share"])
+    outline = client.get("/static/topojson/world_110m.json")
+    assert outline.status_code == 200 and outline.json()["type"] == "Topology"
+    for path, text in [
+        ("/?commodity=REE&year=2023", "Dependence on CHN for Rare earths"),
+        ("/mineral?commodity=cobalt&year=2023", "Cobalt: where it is mined"),
+        ("/country?importer=EU&commodity=cobalt&year=2023", "EU"),
+        ("/builder", "Scenario builder"),
+        ("/agreements?bloc=USA&year=2023", "Agreements"),
+    ]:
+        page = client.get(path)
+        assert page.status_code == 200 and text in page.text, path
+    assert client.get("/mineral?commodity=unobtainium").status_code == 404
+
+
 def test_writes_need_a_valid_token(client):
     record = {"id": "test-mou", "title": "Test MoU", "kind": "memorandum", "status": "signed",
               "signed": "2026-02-04", "parties": [{"party": "USA"}, {"party": "JPN"}]}  # fmt: skip
@@ -86,7 +106,9 @@ def test_writes_need_a_valid_token(client):
     assert created.status_code == 201, created.text
     assert client.get("/api/agreements/test-mou").json()["title"] == "Test MoU"
     malformed = client.post("/api/agreements", json={"id": "x"}, headers=headers)
-    assert malformed.status_code == 400 and malformed.json()["error"]
+    assert malformed.status_code == 422 and "problem" in malformed.json()["error"]
+    again = client.post("/api/agreements", json=record, headers=headers)
+    assert again.status_code == 409 and "already exists" in again.json()["error"]
     revoke_token(registry, "analyst")
     assert (
         client.post("/api/agreements", json={**record, "id": "other"}, headers=headers).status_code

@@ -40,10 +40,23 @@ def server(tmp_path):
 
 def test_overview_and_builder_in_chromium(server, tmp_path, browser_page):
     page, errors = browser_page
+    outside: list[str] = []  # the pages must work offline: nothing fetched from elsewhere
+    page.on("request", lambda r: None if r.url.startswith(server) else outside.append(r.url))
     page.goto(f"{server}/?commodity=rare_earths&year=2023", timeout=60_000)
     page.wait_for_selector("#chart-dependence .main-svg .trace", timeout=30_000)
+    # The world map draws a country shape per importer from the locally served outline.
+    page.wait_for_selector("#chart-map .choroplethlocation", timeout=30_000)
+    assert page.locator("#chart-map .choroplethlocation").count() > 100
+    page.check('input[value="supplier_share"]')
+    page.wait_for_selector("#chart-map .colorbar >> text=% direct", timeout=10_000)
     assert page.inner_text("h1").startswith("Dependence on CHN for Rare earths")
     page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+
+    page.goto(f"{server}/mineral?commodity=rare_earths&year=2023")
+    page.wait_for_selector("#chart-concentration .main-svg .trace", timeout=30_000)
+    page.wait_for_selector("#chart-history .main-svg .trace", timeout=10_000)
+    assert page.locator("#chart-history .scatterlayer .trace").count() >= 5
+    page.screenshot(path=str(tmp_path / "mineral.png"), full_page=True)
 
     page.goto(f"{server}/builder")
     page.select_option("#commodity", "graphite")
@@ -76,5 +89,6 @@ def test_overview_and_builder_in_chromium(server, tmp_path, browser_page):
     page.wait_for_selector("#status.error", timeout=30_000)
     assert "unknown country" in page.inner_text("#status")
     assert not errors, errors
+    assert not outside, outside
     assert (tmp_path / "overview.png").stat().st_size > 20_000
     assert (tmp_path / "builder.png").stat().st_size > 20_000

@@ -109,6 +109,43 @@ def dependence(
     return table.reset_index(drop=True)
 
 
+def world_dependence(
+    commodity: str, year: int | None = None, supplier: str = "CHN", basis: str = "qty"
+) -> pd.DataFrame:
+    """Every importer's direct and traced share from `supplier` for one commodity.
+
+    The map view of `dependence`: the same definitions (direct share s_ie of the BACI
+    imports, traced share from the origin re-attribution of `critmin.metrics.tracing`),
+    computed for all countries in one pass. Columns: importer, imports (t or kUSD),
+    import_reliance, supplier_share, traced_supplier_share; importers without imports
+    are left out.
+    """
+    year = resolve_year(year)
+    supplier_code = country(supplier).iso3
+    wanted = resolve_commodity(commodity).id
+    chains = stage_chains()
+    needed = {wanted, chains.get(wanted)} - {None}
+    flows = commodity_flows(year, basis)
+    made = commodity_production(year, basis)
+    flows, made = flows[flows["commodity"].isin(needed)], made[made["commodity"].isin(needed)]
+    table = dependence_from_tables(
+        flows[flows["commodity"] == wanted], made[made["commodity"] == wanted], supplier_code
+    )
+    table = table[table["imports"] > 0]
+    if table.empty:
+        raise InputError(f"no country imports {wanted} in {year} (basis {basis})")
+    traced = traced_import_origins(flows, made, chains)
+    traced = traced[(traced["commodity"] == wanted) & (traced["origin"] == supplier_code)]
+    table = table.merge(
+        traced[["importer", "share"]].rename(columns={"share": "traced_supplier_share"}),
+        on="importer",
+        how="left",
+    )
+    table["traced_supplier_share"] = table["traced_supplier_share"].fillna(0.0)
+    columns = ["importer", "imports", "import_reliance", "supplier_share"]
+    return table[[*columns, "traced_supplier_share"]].reset_index(drop=True)
+
+
 def trace(
     importer: str, commodity: str, year: int | None = None, basis: str = "qty"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

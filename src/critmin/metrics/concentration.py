@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from critmin.data import countries_of, production
+from critmin.data import commodity as resolve_commodity
+from critmin.data import countries_of, production, query
 from critmin.data.tables import NameSpec, YearSpec
 from critmin.errors import InputError
 from critmin.metrics.dependence import commodity_flows
@@ -109,3 +110,42 @@ def world_concentration(commodity: str, year: int) -> tuple[pd.DataFrame, dict[s
         "export_hhi": herfindahl_hirschman(exported["share"]),
     }
     return table, summary
+
+
+def concentration_history(commodity: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Mine-production and export-market shares of one commodity for every year with data.
+
+    Same definitions as `world_concentration` (shares of world production, World Mining
+    Data; shares of world exports by quantity, BACI main and complementary HS6 codes, one
+    DuckDB query over all years). Returns (shares, summary). shares: year, country,
+    production_t, production_share, exports_t, export_share; summary: year,
+    production_hhi, export_hhi (NaN where the year has no data of that kind).
+    """
+    item = resolve_commodity(commodity).id
+    exported = query(
+        "WITH codes AS (SELECT UNNEST(list_concat(hs6, hs6_complementary)) AS hs6 "
+        "FROM {commodities} WHERE commodity = ?) "
+        "SELECT t.year, t.exporter AS country, sum(t.qty_t) AS exports_t "
+        "FROM {trade} t JOIN codes USING (hs6) WHERE t.qty_t IS NOT NULL GROUP BY ALL",
+        [item],
+    )
+    mined = production(commodity=item)
+    mined = mined[mined["qty_t"].notna()][["year", "country", "qty_t"]]
+    mined = mined.rename(columns={"qty_t": "production_t"})
+    if exported.empty and mined.empty:
+        raise InputError(f"no production or trade data for {item}")
+    for frame, column, share in (
+        (exported, "exports_t", "export_share"),
+        (mined, "production_t", "production_share"),
+    ):
+        frame["year"] = frame["year"].astype(int)
+        total = frame.groupby("year")[column].transform("sum")
+        frame[share] = (frame[column] / total).where(total > 0, 0.0)
+    table = mined.merge(exported, on=["year", "country"], how="outer")
+    table = table.sort_values(["year", "country"]).reset_index(drop=True)
+    squares = table.assign(
+        production_hhi=table["production_share"] ** 2, export_hhi=table["export_share"] ** 2
+    )
+    summary = squares.groupby("year")[["production_hhi", "export_hhi"]].sum(min_count=1)
+    columns = ["year", "country", "production_t", "production_share", "exports_t"]
+    return table[[*columns, "export_share"]], summary.reset_index()

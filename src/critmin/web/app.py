@@ -21,9 +21,10 @@ from critmin import __version__
 from critmin.data import commodity as resolve_commodity
 from critmin.errors import CritminError, NotFoundError, UnknownNameError
 from critmin.market.api import shock, zone
-from critmin.metrics.api import dependence, risk, trace
+from critmin.metrics.api import dependence, risk, trace, world_dependence
 from critmin.metrics.concentration import world_concentration
 from critmin.metrics.dependence import resolve_year
+from critmin.registry.records import RecordError
 from critmin.registry.store import Registry
 from critmin.registry.tokens import token_holder
 from critmin.web.pages import router as pages_router
@@ -108,6 +109,15 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
     async def not_found(request: Request, error: NotFoundError):
         return JSONResponse({"error": str(error)}, 404)
 
+    @app.exception_handler(RecordError)
+    async def invalid_record(request: Request, error: RecordError):
+        # A well-formed body whose record breaks the registry's rules is a 422, like any
+        # validation failure; an id that exists already is a conflict.
+        taken = all("already exists" in problem for problem in error.problems)
+        return JSONResponse(
+            {"error": str(error), "problems": error.problems}, 409 if taken else 422
+        )
+
     @app.exception_handler(CritminError)
     async def refused(request: Request, error: CritminError):
         return JSONResponse({"error": str(error)}, 400)
@@ -146,6 +156,20 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
     ) -> list[dict[str, Any]]:
         """Import reliance, HHI and the supplier's direct and traced shares."""
         return await run_in_threadpool(_dependence, importer, commodity, year, supplier, basis)
+
+    @cached
+    def _world(commodity: str, year: int | None, supplier: str, basis: str):
+        return _plain(world_dependence(commodity, year, supplier, basis))
+
+    @app.get("/api/dependence/world", dependencies=readers, tags=["dependence"])
+    async def get_world_dependence(
+        commodity: Annotated[str, Query(max_length=80, examples=["rare_earths"])],
+        year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
+        supplier: Annotated[str, Query(max_length=80)] = "CHN",
+        basis: Literal["qty", "value"] = "qty",
+    ) -> list[dict[str, Any]]:
+        """Every importer's direct and traced share from the supplier (the overview map)."""
+        return await run_in_threadpool(_world, commodity, year, supplier, basis)
 
     @app.get("/api/trace", dependencies=readers, tags=["dependence"])
     async def get_trace(

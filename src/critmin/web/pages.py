@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from functools import lru_cache
+from importlib.resources import files
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -15,9 +16,9 @@ from starlette.concurrency import run_in_threadpool
 
 from critmin.data import all_commodities, country
 from critmin.data import commodity as resolve_commodity
-from critmin.metrics.api import dependence, trace
-from critmin.metrics.concentration import world_concentration
-from critmin.metrics.dependence import commodity_flows, resolve_year
+from critmin.metrics.api import dependence, trace, world_dependence
+from critmin.metrics.concentration import concentration_history, world_concentration
+from critmin.metrics.dependence import resolve_year
 from critmin.registry.coverage import coverage
 from critmin.registry.deadlines import deadlines, period_end
 
@@ -32,10 +33,23 @@ def _plotly() -> bytes:
     return get_plotlyjs().encode("utf-8")
 
 
+CACHED = {"Cache-Control": "public, max-age=86400"}
+
+
 @router.get("/static/plotly.min.js")
 async def plotly_js() -> Response:
-    return Response(_plotly(), media_type="application/javascript",
-                    headers={"Cache-Control": "public, max-age=86400"})  # fmt: skip
+    return Response(_plotly(), media_type="application/javascript", headers=CACHED)
+
+
+@lru_cache(maxsize=1)
+def _world_outline() -> bytes:
+    return (files("critmin.web") / "static" / "topojson" / "world_110m.json").read_bytes()
+
+
+@router.get("/static/topojson/world_110m.json")
+async def world_outline() -> Response:
+    """The map outline Plotly.js asks for (`topojsonURL`), served from the package."""
+    return Response(_world_outline(), media_type="application/json", headers=CACHED)
 
 
 def _commodities():
@@ -44,15 +58,14 @@ def _commodities():
 
 @lru_cache(maxsize=256)
 def _overview(commodity: str, supplier: str, year: int) -> tuple[list[dict], list[dict]]:
-    flows = commodity_flows(year)
-    flows = flows[(flows["commodity"] == commodity) & (flows["exporter"] != flows["importer"])]
-    top = list(flows.groupby("importer")["amount"].sum().nlargest(15).index)
-    rows = []
-    for importer in top:
-        row = dependence(importer, commodity, year=year, supplier=supplier).iloc[0]
-        rows.append({"importer": importer, "imports": float(row["imports"]),
-                     "supplier_share": _num(row["supplier_share"]),
-                     "traced_supplier_share": _num(row["traced_supplier_share"])})  # fmt: skip
+    table = world_dependence(commodity, year, supplier)
+    table = table[table["importer"] != supplier].sort_values("imports", ascending=False)
+    rows = [
+        {"importer": row.importer, "imports": float(row.imports),
+         "supplier_share": _num(row.supplier_share),
+         "traced_supplier_share": _num(row.traced_supplier_share)}
+        for row in table.itertuples()
+    ]  # fmt: skip
     concentrated = []
     for item in all_commodities():
         table, hhi = world_concentration(item.id, year)
@@ -97,7 +110,7 @@ async def overview(
         supplier=code,
         year=year,
         commodities=_commodities(),
-        rows=rows,
+        rows=rows[:15],
         rows_json=json.dumps(rows),
         concentrated=concentrated,
     )
@@ -174,6 +187,57 @@ async def country_page(
         commodities=_commodities(),
         minerals_json=json.dumps(minerals),
         sankey_json=json.dumps(sankey),
+    )
+
+
+@lru_cache(maxsize=256)
+def _mineral(commodity: str, year: int) -> dict:
+    now, hhi = world_concentration(commodity, year)
+    now = now.assign(
+        largest=now[["production_share", "export_share"]].fillna(0).max(axis=1)
+    ).nlargest(12, "largest")
+    history, summary = concentration_history(commodity)
+    latest = history[history["year"] == history["year"].max()]
+    leaders = list(latest.nlargest(5, "export_share")["country"])
+    leaders += [c for c in ("CHN",) if c not in leaders and c in set(history["country"])]
+    # A year without a country's row means it exported nothing that year: plot a zero.
+    grid = history.pivot_table(index="year", columns="country", values="export_share")
+    grid = grid.reindex(columns=leaders).fillna(0.0)
+    lines = {name: {"year": grid.index.tolist(), "share": grid[name].tolist()} for name in leaders}
+    plain = summary.astype(object).where(summary.notna(), None)
+    return {
+        "countries": [
+            {
+                "country": row.country,
+                "production_share": _num(row.production_share),
+                "export_share": _num(row.export_share),
+                "production_t": _num(row.qty_t),
+                "exports_t": _num(row.exports_t),
+            }
+            for row in now.itertuples()
+        ],
+        "production_hhi": hhi["production_hhi"],
+        "export_hhi": hhi["export_hhi"],
+        "lines": lines,
+        "hhi": plain.to_dict(orient="list"),
+    }
+
+
+@router.get("/mineral", response_class=HTMLResponse)
+async def mineral_page(
+    commodity: Annotated[str, Query(max_length=80)] = "rare_earths",
+    year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
+) -> str:
+    item, _, year = _choice(commodity, "CHN", year)
+    figures = await run_in_threadpool(_mineral, item.id, year)
+    return templates.get_template("mineral.html").render(
+        title=item.name,
+        commodity=item.id,
+        commodity_name=item.name,
+        year=year,
+        commodities=_commodities(),
+        figures=figures,
+        figures_json=json.dumps(figures),
     )
 
 
