@@ -69,6 +69,15 @@ def test_overview_and_builder_in_chromium(server, tmp_path, browser_page):
     assert "Newton iterations" in page.inner_text("#status")
     assert "world price index" in page.inner_text("#summary")
     page.screenshot(path=str(tmp_path / "builder.png"), full_page=True)
+    # The same ban with a zone and an ensemble: a background run with a progress bar.
+    page.check("#zone")
+    page.fill("#draws", "128")
+    page.click("#run")
+    page.wait_for_selector("#summary >> text=expected bloc shortfall", timeout=90_000)
+    assert page.get_attribute("#progress", "value") == "1"
+    page.wait_for_selector("#chart-welfare .main-svg .trace", timeout=10_000)
+    page.wait_for_selector("#chart-bloc .main-svg .trace", timeout=10_000)
+    page.screenshot(path=str(tmp_path / "builder-zone.png"), full_page=True)
 
     page.goto(f"{server}/country?importer=DEU&commodity=rare_earths&year=2023")
     page.wait_for_selector("#chart-minerals .main-svg .trace", timeout=30_000)

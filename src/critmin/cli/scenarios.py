@@ -21,7 +21,7 @@ from critmin.scenarios.coalition import best_coalition, coalition_problem, shapl
 from critmin.scenarios.ensemble import MAX_DRAWS, run_ensemble
 from critmin.scenarios.execution import executor
 from critmin.scenarios.hazard import HazardModel
-from critmin.scenarios.runner import run_study
+from critmin.scenarios.runner import run_study, study_work
 from critmin.scenarios.schema import load_study
 from critmin.scenarios.stockpile import size_stockpile
 
@@ -52,8 +52,14 @@ def run(
 ) -> None:
     """Run a study from a scenario file; results as Parquet plus a JSON summary."""
     study = load_study(scenario)  # every check happens here, before any work
-    with executor(workers, dask) as chunks:
-        done = run_study(study, out=out, executor=chunks, progress=lambda s: None)
+    bar, _ = _progress(study_work(study), study.name[:40])
+    with bar, executor(workers, dask) as chunks:
+        done = run_study(
+            study,
+            out=out,
+            executor=chunks,
+            progress=lambda step, finished, total: bar.update(bar.task_ids[0], completed=finished),
+        )
     summary = done["summary"]
     if fmt is OutputFormat.json:
         emit_json(summary)

@@ -132,31 +132,61 @@ def provenance(study: Study) -> dict[str, Any]:
     }
 
 
-def run_study(
-    study: Study,
-    out: Path | None = None,
-    executor: Callable | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Solve every commodity of `study` (and its ensemble); write results under `out`.
+Prepared = list[tuple[Calibration, Scenario, Any]]
 
-    All markets are calibrated and all policies checked before the first solve, so a bad
-    study fails before any work or file is produced.
+
+def prepare_study(study: Study) -> Prepared:
+    """Calibrate every market and check every policy of `study`, before any solve.
+
+    A bad study fails here, before any work or file is produced; the result is what
+    `run_study` solves (pass it as `prepared` to avoid calibrating twice).
     """
     year = resolve_year(study.base_year)
     prepared = []
+    keep = [c for names in _all_named(study) for c in (_codes(names)[0] or ())]
     for name in study.commodities:
-        keep = [c for names in _all_named(study) for c in (_codes(names)[0] or ())]
         cal = calibrate(name, year, 0.0, keep)
         scenario = scenario_for(study, cal)
         compile_scenario(cal, scenario)  # refuse bad policies now, before any solve
         prepared.append((cal, scenario, _parameters(study, cal)))
+    return prepared
+
+
+def study_work(study: Study) -> int:
+    """Units of work of a study for progress reports: one per market solve and per draw."""
+    draws = study.ensemble.draws if study.ensemble else 0
+    return len(study.commodities) * (1 + draws)
+
+
+def run_study(
+    study: Study,
+    out: Path | None = None,
+    executor: Callable | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    prepared: Prepared | None = None,
+) -> dict[str, Any]:
+    """Solve every commodity of `study` (and its ensemble); write results under `out`.
+
+    All markets are calibrated and all policies checked before the first solve
+    (`prepare_study`), so a bad study fails before any work or file is produced.
+    `progress(step, done, total)` reports units of work (`study_work`) as they finish.
+    """
+    year = resolve_year(study.base_year)
+    if prepared is None:
+        prepared = prepare_study(study)
+    total, finished = study_work(study), 0
+
+    def report(step: str, units: int) -> None:
+        nonlocal finished
+        finished += units
+        if progress:
+            progress(step, finished, total)
+
     results: dict[str, MarketResult] = {}
     ensembles: dict[str, EnsembleResult] = {}
     for cal, scenario, params in prepared:
         results[cal.commodity] = simulate(cal, scenario, params)
-        if progress:
-            progress(f"{cal.commodity}: market")
+        report(f"{cal.commodity}: market", 1)
         if study.ensemble:
             spec = study.ensemble
             hazard = HazardModel(
@@ -179,9 +209,8 @@ def run_study(
                 targets=spec.targets,
                 executor=executor,
                 max_draws=study.limits.max_draws,
+                progress=lambda n, name=cal.commodity: report(f"{name}: ensemble", n),
             )
-            if progress:
-                progress(f"{cal.commodity}: ensemble")
     summary = {
         "study": study.name,
         "base_year": year,

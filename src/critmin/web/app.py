@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+import yaml
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from critmin import __version__
 from critmin.data import commodity as resolve_commodity
@@ -27,9 +30,17 @@ from critmin.metrics.dependence import resolve_year
 from critmin.registry.records import RecordError
 from critmin.registry.store import Registry
 from critmin.registry.tokens import token_holder
+from critmin.scenarios.runner import prepare_study, study_work
+from critmin.scenarios.schema import Study, validate_study
+from critmin.web.jobs import TABLES, QueueFull, RunQueue
 from critmin.web.pages import router as pages_router
 
 MAX_BODY_BYTES = 1_000_000  # request-size limit
+# Run-size limits of scenario runs on the server (units of work: a market solve or an
+# ensemble draw; `critmin run` on one's own machine has only the study's own limits).
+MAX_RUN_WORK = int(os.environ.get("CRITMIN_WEB_MAX_RUN_WORK", "20000"))
+MAX_RUN_COMMODITIES = 10
+MAX_BODY_VALUES = 20_000  # a study has a few hundred; YAML aliases can expand to billions
 
 
 def _plain(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -67,10 +78,18 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
     """The application; `read_token_required` (or CRITMIN_WEB_READ_TOKEN=1) closes reads."""
     if read_token_required is None:
         read_token_required = os.environ.get("CRITMIN_WEB_READ_TOKEN", "") == "1"
+    runs = RunQueue(os.environ.get("CRITMIN_WEB_RUNS_DIR") or None)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        runs.close()
+
     app = FastAPI(
         title="critmin",
         version=__version__,
         description="Critical-minerals dependence, supply risk, market shocks and agreements.",
+        lifespan=lifespan,
     )
 
     @lru_cache(maxsize=1)
@@ -118,12 +137,20 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
             {"error": str(error), "problems": error.problems}, 409 if taken else 422
         )
 
+    @app.exception_handler(QueueFull)
+    async def busy(request: Request, error: QueueFull):
+        return JSONResponse({"error": str(error)}, 429, headers={"Retry-After": "60"})
+
     @app.exception_handler(CritminError)
     async def refused(request: Request, error: CritminError):
         return JSONResponse({"error": str(error)}, 400)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException):
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException):
+        if error.detail == "There was an error parsing the body":
+            # FastAPI's answer to a body json cannot read (e.g. nested deeper than Python's
+            # recursion limit): a malformed body, so 422 like any other.
+            return JSONResponse({"error": "body: not valid JSON or nested too deeply"}, 422)
         return JSONResponse({"error": error.detail}, error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -218,6 +245,49 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
         )
         return {name: result.to_dict() for name, result in results.items()}
 
+    @app.post(
+        "/api/runs",
+        status_code=202,
+        dependencies=readers,
+        tags=["runs"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": Study.model_json_schema()},
+                    "application/yaml": {"schema": {"type": "string"}},
+                },
+            }
+        },
+    )
+    async def post_run(request: Request) -> dict[str, Any]:
+        """Start a scenario run in the background (the body is a study, as in a scenario
+        file, in JSON or YAML); poll GET /api/runs/{id} for its progress and results."""
+        study = _study_from_body(await request.body(), request.headers.get("content-type", ""))
+        try:
+            prepared = await run_in_threadpool(prepare_study, study)
+        except CritminError as error:  # unknown names, bad policies: the body's fault
+            raise HTTPException(422, f"body: {error}") from None
+        job = runs.submit(study, prepared)
+        return {**job.view(), "status_url": f"/api/runs/{job.id}"}
+
+    @app.get("/api/runs", dependencies=readers, tags=["runs"])
+    async def list_runs() -> list[dict[str, Any]]:
+        """The runs this server remembers (the last 100 finished and any still going)."""
+        return [{k: v for k, v in job.view().items() if k != "summary"} for job in runs.jobs()]
+
+    @app.get("/api/runs/{ident}", dependencies=readers, tags=["runs"])
+    async def get_run(ident: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+        """A run's status, progress (0–1), and when done its summary and tables."""
+        return json.loads(json.dumps(runs.get(ident).view(), default=str))
+
+    @app.get("/api/runs/{ident}/tables/{table}", dependencies=readers, tags=["runs"])
+    async def get_run_table(
+        ident: Annotated[str, Path(max_length=64)], table: Literal[TABLES]
+    ) -> list[dict[str, Any]]:
+        """One result table of a finished run (markets, prices, flows or ensemble)."""
+        return _plain(await run_in_threadpool(runs.table, ident, table))
+
     @app.get("/api/agreements", dependencies=readers, tags=["agreements"])
     async def list_agreements() -> list[dict[str, Any]]:
         """Every agreement of the registry."""
@@ -236,6 +306,7 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
         return json.loads(json.dumps(added, default=str))
 
     app.state.registry = registry
+    app.state.runs = runs
     app.include_router(pages_router)
 
     @app.get("/api/health", tags=["meta"])
@@ -248,3 +319,50 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
 def cached(function: Callable) -> Callable:
     """Memoise read-only answers (the dataset does not change while the server runs)."""
     return lru_cache(maxsize=4096)(function)
+
+
+def _count_values(data: Any, budget: int) -> None:
+    """Refuse a body with more than `budget` values, counting shared (aliased) ones each
+    time they appear, so a YAML "billion laughs" stops here instead of in validation."""
+    stack, seen = [data], 0
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > budget:
+            raise HTTPException(422, f"body: more than {budget:,} values; a study is far smaller")
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def _study_from_body(raw: bytes, content_type: str) -> Study:
+    """A study from a JSON or YAML body, checked for size, shape and run-size limits."""
+    try:
+        text = raw.decode("utf-8")
+        data = yaml.safe_load(text) if "yaml" in content_type else json.loads(text)
+    except (ValueError, yaml.YAMLError, RecursionError) as error:
+        kind = "YAML" if "yaml" in content_type else "JSON"
+        reason = "nested too deeply" if isinstance(error, RecursionError) else "unreadable"
+        raise HTTPException(422, f"body: not valid UTF-8 {kind} ({reason})") from None
+    if not isinstance(data, dict):
+        raise HTTPException(422, "body: a study is a mapping (name, commodities, policies, ...)")
+    _count_values(data, MAX_BODY_VALUES)
+    if "extends" in data:
+        raise HTTPException(422, "body: extends names a file; send the merged study instead")
+    try:
+        study = validate_study(data, "body")
+    except CritminError as error:
+        raise HTTPException(422, str(error)) from None
+    if len(study.commodities) > MAX_RUN_COMMODITIES:
+        raise HTTPException(
+            422, f"body: commodities: at most {MAX_RUN_COMMODITIES} per run on this server"
+        )
+    work = study_work(study)
+    if work > MAX_RUN_WORK:
+        raise HTTPException(
+            422,
+            f"body: {work:,} solves (commodities × (1 + ensemble draws)) exceed this server's "
+            f"limit of {MAX_RUN_WORK:,}; lower ensemble.draws or use `critmin run`",
+        )
+    return study
