@@ -12,6 +12,8 @@ import time
 import pytest
 import uvicorn
 
+from critmin.registry.store import Registry
+from critmin.registry.tokens import create_token
 from critmin.web import create_app
 
 
@@ -91,6 +93,21 @@ def test_overview_and_builder_in_chromium(server, tmp_path, browser_page):
     page.wait_for_selector("#chart-deadlines .main-svg", timeout=30_000)
     assert page.locator("table tr").count() >= 18  # header + the 17 seeded agreements
     page.screenshot(path=str(tmp_path / "agreements.png"), full_page=True)
+    # Writing from the page: a wrong token is refused, a valid one saves the record.
+    page.fill("#token", "not-a-token")
+    page.fill("#id", "browser-mou")
+    page.fill("#title", "MoU typed in the browser")
+    page.fill("#parties", "USA, AUS")
+    page.fill("#minerals", "graphite")
+    page.click("#save")
+    page.wait_for_selector("#add-status.error", timeout=10_000)
+    assert "bearer token" in page.inner_text("#add-status")
+    secret = create_token(Registry(f"sqlite:///{tmp_path / 'registry.sqlite'}"), "browser")
+    page.fill("#token", secret)
+    page.click("#save")
+    page.wait_for_selector("#add-status >> text=Saved browser-mou", timeout=10_000)
+    page.reload()
+    assert page.locator("table tr", has_text="MoU typed in the browser").count() == 1
 
     page.goto(f"{server}/builder")
     page.fill("#exporter", "Atlantis")  # a user error shows as a message, not a crash

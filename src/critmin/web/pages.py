@@ -20,6 +20,7 @@ from critmin.metrics.api import dependence, trace, world_dependence
 from critmin.metrics.concentration import concentration_history, world_concentration
 from critmin.metrics.dependence import resolve_year
 from critmin.registry.coverage import coverage
+from critmin.registry.models import KINDS, STATUSES
 from critmin.registry.deadlines import deadlines, period_end
 
 router = APIRouter(include_in_schema=False)
@@ -257,6 +258,8 @@ async def agreements_page(
     return templates.get_template("agreements.html").render(
         title="Agreements",
         records=records,
+        kinds=KINDS,
+        statuses=STATUSES,
         overdue=int(due["overdue"].sum()) if len(due) else 0,
         today=today.isoformat(),
         bloc=bloc,
