@@ -20,8 +20,8 @@ from critmin.metrics.api import dependence, trace, world_dependence
 from critmin.metrics.concentration import concentration_history, world_concentration
 from critmin.metrics.dependence import resolve_year
 from critmin.registry.coverage import coverage
-from critmin.registry.models import KINDS, STATUSES
 from critmin.registry.deadlines import deadlines, period_end
+from critmin.registry.models import KINDS, STATUSES
 
 router = APIRouter(include_in_schema=False)
 templates = Environment(
