@@ -21,6 +21,7 @@ def isolated_user_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch) ->
     folder = tmp_path_factory.mktemp("critmin-user-data")
     monkeypatch.setenv("CRITMIN_DATA_DIR", str(folder))
     monkeypatch.setenv("CRITMIN_DB_URL", f"sqlite:///{folder / 'registry.sqlite'}")
+    monkeypatch.setenv("CRITMIN_WEB_RUNS_DIR", str(folder / "runs"))
     return folder
 
 

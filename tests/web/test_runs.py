@@ -3,6 +3,7 @@ errors (422 for a bad study, 404 for an unknown run, never 500)."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pandas as pd
@@ -29,8 +30,7 @@ STUDY = {
 
 
 @pytest.fixture
-def client(tmp_path, monkeypatch):
-    monkeypatch.setenv("CRITMIN_WEB_RUNS_DIR", str(tmp_path / "runs"))
+def client(tmp_path):
     app = create_app(registry_url=f"sqlite:///{tmp_path / 'registry.sqlite'}")
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
@@ -123,3 +123,61 @@ def test_a_full_queue_answers_429(client):
     response = client.post("/api/runs", json=STUDY)
     assert response.status_code == 429 and response.headers["retry-after"] == "60"
     assert "retry in a minute" in response.json()["error"]
+
+
+def test_every_server_process_answers_for_every_run(client, tmp_path):
+    """`critmin serve --workers N` runs N processes sharing the runs folder: a run started
+    in one is visible, with its tables, from another (here: a second app)."""
+    run = wait(client, client.post("/api/runs", json={**STUDY, "ensemble": None}).json()["id"])
+    other = create_app(registry_url=f"sqlite:///{tmp_path / 'registry.sqlite'}")
+    with TestClient(other) as second:
+        seen = second.get(f"/api/runs/{run['id']}").json()
+        assert seen["status"] == "done" and seen["summary"] == run["summary"]
+        assert len(second.get(f"/api/runs/{run['id']}/tables/markets").json()) > 100
+        assert [r["id"] for r in second.get("/api/runs").json()] == [run["id"]]
+
+
+def test_a_run_whose_server_died_is_reported_failed(client):
+    from critmin.web.jobs import default_runs_dir
+
+    folder = default_runs_dir() / ("ab" * 16)
+    folder.mkdir(parents=True)
+    status = {
+        "id": "ab" * 16,
+        "name": "killed",
+        "status": "running",
+        "step": "",
+        "done": 3,
+        "total": 10,
+        "progress": 0.3,
+        "created": "2026-11-25T00:00:00+00:00",
+        "started": None,
+        "finished": None,
+        "error": None,
+        "summary": None,
+        "tables": [],
+        "pid": 2**22 + 12345,
+    }  # fmt: skip  (no such process)
+    (folder / "status.json").write_text(json.dumps(status))
+    seen = client.get(f"/api/runs/{'ab' * 16}").json()
+    assert seen["status"] == "failed" and "stopped during this run" in seen["error"]
+    assert client.get(f"/api/runs/{'ab' * 16}/tables/markets").status_code == 404
+
+
+def test_old_runs_are_pruned(tmp_path):
+    from critmin.web.jobs import RunQueue
+
+    queue = RunQueue(tmp_path / "q", keep=2)
+    study = validate_study({**STUDY, "ensemble": None, "outputs": ["markets"]})
+    from critmin.scenarios.runner import prepare_study
+
+    prepared = prepare_study(study)
+    idents = []
+    for _ in range(4):
+        job = queue.submit(study, prepared)
+        idents.append(job.id)
+        while queue.view(job.id)["status"] not in ("done", "failed"):
+            time.sleep(0.05)
+    queue.close()
+    left = sorted(p.name for p in (tmp_path / "q").iterdir())
+    assert left == sorted(idents[-2:])  # the newest two kept

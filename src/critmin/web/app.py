@@ -78,7 +78,7 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
     """The application; `read_token_required` (or CRITMIN_WEB_READ_TOKEN=1) closes reads."""
     if read_token_required is None:
         read_token_required = os.environ.get("CRITMIN_WEB_READ_TOKEN", "") == "1"
-    runs = RunQueue(os.environ.get("CRITMIN_WEB_RUNS_DIR") or None)
+    runs = RunQueue()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -274,12 +274,12 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
     @app.get("/api/runs", dependencies=readers, tags=["runs"])
     async def list_runs() -> list[dict[str, Any]]:
         """The runs this server remembers (the last 100 finished and any still going)."""
-        return [{k: v for k, v in job.view().items() if k != "summary"} for job in runs.jobs()]
+        return runs.views()
 
     @app.get("/api/runs/{ident}", dependencies=readers, tags=["runs"])
     async def get_run(ident: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
         """A run's status, progress (0–1), and when done its summary and tables."""
-        return json.loads(json.dumps(runs.get(ident).view(), default=str))
+        return json.loads(json.dumps(runs.view(ident), default=str))
 
     @app.get("/api/runs/{ident}/tables/{table}", dependencies=readers, tags=["runs"])
     async def get_run_table(

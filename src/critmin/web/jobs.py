@@ -2,31 +2,42 @@
 threads, with progress, and results written under a folder the server owns.
 
 Plumbing only: the study is checked by `critmin.scenarios.schema`, prepared and solved by
-`critmin.scenarios.runner` exactly as `critmin run` does. Folder names are random job ids
-(never user input); a full queue answers `QueueFull` (HTTP 429) instead of piling up work.
+`critmin.scenarios.runner` exactly as `critmin run` does. Each run's state is also kept in
+`<root>/<id>/status.json` (written atomically), so every process of a multi-worker server
+(and a restarted one) answers for every run; a run whose process died is reported failed.
+Folder names are random job ids, never user input; a full queue raises `QueueFull` (HTTP
+429) instead of piling up work.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
+import re
 import shutil
-import tempfile
 import threading
+import time
 import uuid
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import platformdirs
 
+from critmin.data.io import write_json_atomic
 from critmin.errors import CritminError, NotFoundError
 from critmin.scenarios.runner import Prepared, run_study, study_work
 from critmin.scenarios.schema import Study
 
 TABLES = ("markets", "prices", "flows", "ensemble")
+RUNS_DIR_ENV = "CRITMIN_WEB_RUNS_DIR"
+STATUS_FILE = "status.json"
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+_SAVE_EVERY_S = 0.25  # progress is written to disk at most this often
 log = logging.getLogger("critmin.web")
 
 
@@ -34,8 +45,26 @@ class QueueFull(CritminError):
     """Too many runs waiting; the client should retry later."""
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+def default_runs_dir() -> Path:
+    """$CRITMIN_WEB_RUNS_DIR, else `runs` in the platform's user cache folder."""
+    configured = os.environ.get(RUNS_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    return Path(platformdirs.user_cache_dir("critmin", appauthor=False)) / "runs"
+
+
+def _now(timespec: str = "seconds") -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec=timespec)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 @dataclass
@@ -49,14 +78,15 @@ class Job:
     status: str = "queued"  # queued → running → done | failed
     step: str = ""
     done: int = 0
-    created: str = field(default_factory=_now)
+    created: str = field(default_factory=lambda: _now("microseconds"))  # orders runs
     started: str | None = None
     finished: str | None = None
     summary: dict[str, Any] | None = None
     error: str | None = None
+    _saved: float = 0.0
 
     def view(self) -> dict[str, Any]:
-        """What GET /api/runs/{id} answers."""
+        """What GET /api/runs/{id} answers (and status.json holds, with the pid)."""
         return {
             "id": self.id,
             "name": self.study.name,
@@ -75,24 +105,30 @@ class Job:
             else [],
         }
 
+    def save(self, force: bool = True) -> None:
+        """Write status.json (throttled unless `force`: progress comes many times a second)."""
+        if not force and time.monotonic() - self._saved < _SAVE_EVERY_S:
+            return
+        self._saved = time.monotonic()
+        write_json_atomic(self.folder / STATUS_FILE, {**self.view(), "pid": os.getpid()})
+
 
 class RunQueue:
-    """Runs studies in `workers` threads; at most `max_waiting` queued, `keep` remembered.
+    """Runs studies in `workers` threads; at most `max_waiting` queued, `keep` kept.
 
-    Results go to `root/<job id>/` (a fresh temporary folder by default) through
-    `write_results` (atomic files, summary.json last); the folders of forgotten jobs are
-    deleted.
+    Results go to `root/<job id>/` through `write_results` (atomic files, summary.json
+    last). When more than `keep` run folders exist, the oldest finished ones are deleted.
     """
 
     def __init__(
         self, root: Path | None = None, workers: int = 1, max_waiting: int = 8, keep: int = 100
     ) -> None:
-        self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="critmin-runs-"))
+        self.root = Path(root) if root else default_runs_dir()
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_waiting = max_waiting
         self.keep = keep
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="critmin-run")
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
     def submit(self, study: Study, prepared: Prepared) -> Job:
@@ -105,21 +141,24 @@ class RunQueue:
                 )
             ident = uuid.uuid4().hex
             job = Job(ident, study, self.root / ident, study_work(study))
+            job.folder.mkdir()
+            job.save()
             self._jobs[ident] = job
-            self._forget_old()
+        self._prune()
         self._pool.submit(self._run, job, prepared)
         return job
 
     def _run(self, job: Job, prepared: Prepared) -> None:
         job.status, job.started = "running", _now()
+        job.save()
 
         def progress(step: str, done: int, total: int) -> None:
             job.step, job.done = step, done
+            job.save(force=False)
 
         try:
             outcome = run_study(job.study, out=job.folder, progress=progress, prepared=prepared)
-            job.summary = outcome["summary"]
-            job.status = "done"
+            job.summary, job.status = outcome["summary"], "done"
         except CritminError as error:
             job.error, job.status = str(error), "failed"
         except Exception as error:  # a defect: logged here, the client gets one line
@@ -128,32 +167,59 @@ class RunQueue:
             job.status = "failed"
         finally:
             job.finished = _now()
+            job.save()
 
-    def _forget_old(self) -> None:
-        finished = [j for j in self._jobs.values() if j.status in ("done", "failed")]
-        for job in finished[: max(0, len(self._jobs) - self.keep)]:
-            del self._jobs[job.id]
-            shutil.rmtree(job.folder, ignore_errors=True)
+    def _prune(self) -> None:
+        """Delete the oldest finished run folders beyond `keep` (this and other processes')."""
+        views = [v for v in map(self._stored, self._folders()) if v is not None]
+        finished = sorted(
+            (v for v in views if v["status"] in ("done", "failed")), key=lambda v: v["created"]
+        )
+        for view in finished[: max(0, len(views) - self.keep)]:
+            self._jobs.pop(view["id"], None)
+            shutil.rmtree(self.root / view["id"], ignore_errors=True)
 
-    def get(self, ident: str) -> Job:
+    def _folders(self) -> list[str]:
+        return [p.name for p in self.root.iterdir() if _RUN_ID.fullmatch(p.name)]
+
+    def _stored(self, ident: str) -> dict[str, Any] | None:
+        """A run's state from status.json; a run whose process is gone is failed."""
+        try:
+            view = json.loads((self.root / ident / STATUS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if view["status"] in ("queued", "running") and not _alive(int(view.get("pid", 0))):
+            view["status"] = "failed"
+            view["error"] = "the server stopped during this run; submit it again"
+        view.pop("pid", None)
+        return view
+
+    def view(self, ident: str) -> dict[str, Any]:
+        """A run's state, from this process's memory or from its folder."""
         job = self._jobs.get(ident)
-        if job is None:
+        if job is not None:
+            return job.view()
+        view = self._stored(ident) if _RUN_ID.fullmatch(ident) else None
+        if view is None:
             raise NotFoundError(f"no run {ident!r} on this server (see GET /api/runs)")
-        return job
+        return view
 
-    def jobs(self) -> list[Job]:
-        with self._lock:
-            return list(self._jobs.values())
+    def views(self) -> list[dict[str, Any]]:
+        """Every run this server keeps, oldest first, without summaries."""
+        found = [v for v in map(self._stored, self._folders()) if v is not None]
+        mine = {ident: job.view() for ident, job in list(self._jobs.items())}
+        merged = {**{v["id"]: v for v in found}, **mine}
+        ordered = sorted(merged.values(), key=lambda v: v["created"])
+        return [{k: v for k, v in view.items() if k != "summary"} for view in ordered]
 
     def table(self, ident: str, name: str) -> pd.DataFrame:
         """One result table of a finished run."""
-        job = self.get(ident)
-        if job.status != "done":
-            raise NotFoundError(f"run {ident} is {job.status}; its tables come when it is done")
-        path = job.folder / f"{name}.parquet"
-        if name not in TABLES or not path.exists():
-            raise NotFoundError(f"run {ident} has no {name!r} table (outputs: {job.study.outputs})")
-        return pd.read_parquet(path)
+        view = self.view(ident)
+        if view["status"] != "done":
+            raise NotFoundError(f"run {ident} is {view['status']}; its tables come when done")
+        if name not in view["tables"]:
+            raise NotFoundError(f"run {ident} has no {name!r} table (it has {view['tables']})")
+        return pd.read_parquet(self.root / ident / f"{name}.parquet")
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
