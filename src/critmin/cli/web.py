@@ -17,10 +17,10 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
     workers: int = typer.Option(1, min=1, max=32, help="Server processes."),
 ) -> None:
-    """Serve the JSON API (OpenAPI at /docs)."""
+    """Serve the pages and the JSON API (OpenAPI at /docs)."""
     import uvicorn
 
-    console.print(f"critmin API on http://{host}:{port} (OpenAPI: http://{host}:{port}/docs)")
+    console.print(f"critmin on http://{host}:{port}/ (API and OpenAPI: http://{host}:{port}/docs)")
     uvicorn.run(
         "critmin.web.app:create_app",
         factory=True,
