@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -163,7 +163,7 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
 
     readers = [Depends(require_reader)]
 
-    @cached
+    @CachedJson
     def _dependence(
         importer: str, commodity: str | None, year: int | None, supplier: str, basis: str
     ):
@@ -182,9 +182,9 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
         basis: Literal["qty", "value"] = "qty",
     ) -> list[dict[str, Any]]:
         """Import reliance, HHI and the supplier's direct and traced shares."""
-        return await run_in_threadpool(_dependence, importer, commodity, year, supplier, basis)
+        return await _dependence(importer, commodity, year, supplier, basis)
 
-    @cached
+    @CachedJson
     def _world(commodity: str, year: int | None, supplier: str, basis: str):
         return _plain(world_dependence(commodity, year, supplier, basis))
 
@@ -196,7 +196,22 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
         basis: Literal["qty", "value"] = "qty",
     ) -> list[dict[str, Any]]:
         """Every importer's direct and traced share from the supplier (the overview map)."""
-        return await run_in_threadpool(_world, commodity, year, supplier, basis)
+        return await _world(commodity, year, supplier, basis)
+
+    @CachedJson
+    def _trace(importer: str, commodity: str, year: int | None):
+        origins, carried = trace(importer, commodity, year)
+        return {"origins": _plain(origins), "intermediaries": _plain(carried)}
+
+    @CachedJson
+    def _concentration(commodity: str, year: int | None):
+        item = resolve_commodity(commodity)
+        table, hhi = world_concentration(item.id, resolve_year(year))
+        return {"commodity": item.id, **hhi, "countries": _plain(table)}
+
+    @CachedJson
+    def _risk(importer: str | None, commodity: str | None, year: int | None, method: str):
+        return _plain(risk(importer, commodity, year, method))
 
     @app.get("/api/trace", dependencies=readers, tags=["dependence"])
     async def get_trace(
@@ -205,17 +220,14 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
         year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
     ) -> dict[str, Any]:
         """Direct vs traced origins and the partners that carry them."""
-        origins, carried = await run_in_threadpool(trace, importer, commodity, year)
-        return {"origins": _plain(origins), "intermediaries": _plain(carried)}
+        return await _trace(importer, commodity, year)
 
     @app.get("/api/concentration/{commodity}", dependencies=readers, tags=["dependence"])
     async def get_concentration(
         commodity: str, year: Annotated[int | None, Query(ge=1995, le=2100)] = None
     ) -> dict[str, Any]:
         """Mine-production and export-market shares with their HHIs."""
-        item = resolve_commodity(commodity)
-        table, hhi = await run_in_threadpool(world_concentration, item.id, resolve_year(year))
-        return {"commodity": item.id, **hhi, "countries": _plain(table)}
+        return await _concentration(commodity, year)
 
     @app.get("/api/risk", dependencies=readers, tags=["risk"])
     async def get_risk(
@@ -225,7 +237,7 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
         method: Literal["geopolrisk", "eu-sr"] = "geopolrisk",
     ) -> list[dict[str, Any]]:
         """GeoPolRisk or EU supply risk."""
-        return _plain(await run_in_threadpool(risk, importer, commodity, year, method))
+        return await _risk(importer, commodity, year, method)
 
     @app.post("/api/shock", dependencies=readers, tags=["market"])
     async def post_shock(request: ShockRequest) -> dict[str, Any]:
@@ -316,9 +328,28 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
     return app
 
 
-def cached(function: Callable) -> Callable:
-    """Memoise read-only answers (the dataset does not change while the server runs)."""
-    return lru_cache(maxsize=4096)(function)
+class CachedJson:
+    """Read-only answers memoised as JSON bytes (the dataset does not change while the
+    server runs): a repeated question is answered on the event loop without a worker
+    thread or re-serialisation; a new one is computed in a worker thread. Errors are not
+    kept. At most `maxsize` answers are kept (all dropped when full: simple, bounded)."""
+
+    def __init__(self, function: Callable, maxsize: int = 4096) -> None:
+        self.function = function
+        self.maxsize = maxsize
+        self.answers: dict[tuple, bytes] = {}
+
+    def _compute(self, args: tuple) -> bytes:
+        return json.dumps(self.function(*args), allow_nan=False).encode()
+
+    async def __call__(self, *args: Any) -> Response:
+        body = self.answers.get(args)
+        if body is None:
+            body = await run_in_threadpool(self._compute, args)
+            if len(self.answers) >= self.maxsize:
+                self.answers.clear()
+            self.answers[args] = body
+        return Response(body, media_type="application/json")
 
 
 def _count_values(data: Any, budget: int) -> None:
