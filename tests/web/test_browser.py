@@ -118,3 +118,31 @@ def test_overview_and_builder_in_chromium(server, tmp_path, browser_page):
     assert not outside, outside
     assert (tmp_path / "overview.png").stat().st_size > 20_000
     assert (tmp_path / "builder.png").stat().st_size > 20_000
+
+
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea, button')]
+  .filter(e => e.type !== 'hidden' && !(e.labels && e.labels.length)
+               && !e.getAttribute('aria-label')
+               && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+  .map(e => e.id || e.name || e.outerHTML.slice(0, 60))"""
+CHARTS_WITHOUT_TEXT = """() => [...document.querySelectorAll('.chart')]
+  .filter(e => e.getAttribute('role') !== 'img' || !e.getAttribute('aria-label')).map(e => e.id)"""
+
+
+def test_pages_are_labelled_and_work_from_the_keyboard(server, browser_page):
+    page, errors = browser_page
+    for path in ["/", "/mineral", "/country", "/builder", "/agreements"]:
+        page.goto(f"{server}{path}")
+        assert page.evaluate(UNLABELLED) == [], path
+        assert page.evaluate(CHARTS_WITHOUT_TEXT) == [], path
+        assert page.locator("h1").count() == 1, path
+        page.keyboard.press("Tab")  # the first stop is the skip link, then the navigation
+        assert page.evaluate("document.activeElement.className") == "skip", path
+    # Run a scenario without the mouse: tab from the last field to Run, press Enter.
+    page.goto(f"{server}/builder")
+    page.focus("#draws")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "run"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#chart-shortfall .main-svg .trace", timeout=60_000)
+    assert not errors, errors
