@@ -1,7 +1,7 @@
 """Benchmark: the dependence endpoint under 50 concurrent clients on loopback.
 
-Target (issue 8): p95 latency under 200 ms and no errors. Starts `critmin serve`'s app with
-uvicorn in a subprocess (one worker) on a free port, warms it with every distinct query once,
+Target (issue 8): p95 latency under 200 ms and no errors. Starts `critmin serve` in a
+subprocess (one worker) on a free port, warms it with every distinct query once,
 then runs 50 concurrent httpx clients for a fixed number of requests each and prints p50,
 p95, max latency, errors and throughput. The load generator shares the 2 cores.
 
@@ -12,25 +12,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 
 import httpx
 import numpy as np
+from served import served
 
 IMPORTERS = ["DEU", "USA", "JPN", "KOR", "FRA", "IND", "GBR", "ITA", "CAN", "AUS"]
 COMMODITIES = ["rare_earths", "graphite", "cobalt", "lithium", "tungsten"]
 TARGET_P95_S = 0.200
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def client(base: str, requests: int, seed: int, latencies: list, errors: list) -> None:
@@ -65,26 +56,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=40, help="per client")
     args = parser.parse_args()
-    port = free_port()
-    scratch = tempfile.mkdtemp(prefix="critmin-web-bench-")
-    env = {
-        **os.environ,
-        "CRITMIN_DATA_DIR": scratch,
-        "CRITMIN_DB_URL": f"sqlite:///{scratch}/registry.sqlite",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "critmin.web.app:create_app", "--factory",
-         "--port", str(port), "--log-level", "warning"],
-        env=env,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with served() as (base, _):
         warm = time.perf_counter()
         for importer in IMPORTERS:  # each distinct answer computed once (then cached)
             for commodity in COMMODITIES:
@@ -95,9 +67,6 @@ def main() -> int:
             f"{time.perf_counter() - warm:.1f} s"
         )
         latencies, errors, elapsed = asyncio.run(load(base, args.clients, args.requests))
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     values = np.array(latencies)
     p50, p95 = np.percentile(values, [50, 95])
     print(

@@ -84,6 +84,8 @@ def test_world_dependence_and_the_pages(client):
     for path, text in [
         ("/?commodity=REE&year=2023", "Dependence on CHN for Rare earths"),
         ("/mineral?commodity=cobalt&year=2023", "Cobalt: where it is mined"),
+        ("/mineral?commodity=cobalt&year=2010", "mine production <strong>no data"),
+        ("/?commodity=cobalt&year=2010", "Dependence on CHN for Cobalt"),
         ("/country?importer=EU&commodity=cobalt&year=2023", "EU"),
         ("/builder", "Scenario builder"),
         ("/agreements?bloc=USA&year=2023", "Agreements"),
@@ -91,6 +93,8 @@ def test_world_dependence_and_the_pages(client):
         page = client.get(path)
         assert page.status_code == 200 and text in page.text, path
     assert client.get("/mineral?commodity=unobtainium").status_code == 404
+    before_mining_data = client.get("/api/concentration/cobalt", params={"year": 2010}).json()
+    assert before_mining_data["production_hhi"] is None and before_mining_data["export_hhi"] > 0
 
 
 def test_writes_need_a_valid_token(client):

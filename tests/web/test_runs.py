@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from critmin.scenarios.runner import run_study
 from critmin.scenarios.schema import validate_study
 from critmin.web import create_app
+from critmin.web.jobs import default_runs_dir
 
 STUDY = {
     "name": "zone under a Chinese ban",
@@ -119,10 +120,13 @@ def test_unknown_runs_and_tables(client):
 
 
 def test_a_full_queue_answers_429(client):
-    client.app.state.runs.max_waiting = 0
+    client.app.state.runs.max_waiting = 0  # one run may go on, none may wait
+    first = client.post("/api/runs", json=STUDY)
+    assert first.status_code == 202
     response = client.post("/api/runs", json=STUDY)
     assert response.status_code == 429 and response.headers["retry-after"] == "60"
     assert "retry in a minute" in response.json()["error"]
+    assert wait(client, first.json()["id"])["status"] == "done"
 
 
 def test_every_server_process_answers_for_every_run(client, tmp_path):
@@ -138,8 +142,6 @@ def test_every_server_process_answers_for_every_run(client, tmp_path):
 
 
 def test_a_run_whose_server_died_is_reported_failed(client):
-    from critmin.web.jobs import default_runs_dir
-
     folder = default_runs_dir() / ("ab" * 16)
     folder.mkdir(parents=True)
     status = {
@@ -169,15 +171,21 @@ def test_old_runs_are_pruned(tmp_path):
 
     queue = RunQueue(tmp_path / "q", keep=2)
     study = validate_study({**STUDY, "ensemble": None, "outputs": ["markets"]})
-    from critmin.scenarios.runner import prepare_study
-
-    prepared = prepare_study(study)
     idents = []
     for _ in range(4):
-        job = queue.submit(study, prepared)
-        idents.append(job.id)
-        while queue.view(job.id)["status"] not in ("done", "failed"):
+        idents.append(queue.submit(study))
+        while queue.view(idents[-1])["status"] not in ("done", "failed"):
             time.sleep(0.05)
     queue.close()
     left = sorted(p.name for p in (tmp_path / "q").iterdir())
     assert left == sorted(idents[-2:])  # the newest two kept
+
+
+def test_a_run_cut_short_by_shutdown_reads_as_failed(client):
+    ident = client.post("/api/runs", json={**STUDY, "ensemble": {"draws": 3000}}).json()["id"]
+    while client.get(f"/api/runs/{ident}").json()["status"] != "running":
+        time.sleep(0.05)
+    client.app.state.runs.close()  # what the server does when it stops
+    seen = client.get(f"/api/runs/{ident}").json()
+    assert seen["status"] == "failed" and "stopped during this run" in seen["error"]
+    assert not (default_runs_dir() / ident / "summary.json").exists()

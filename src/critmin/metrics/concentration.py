@@ -84,13 +84,19 @@ def world_concentration(commodity: str, year: int) -> tuple[pd.DataFrame, dict[s
     """Mine-production and export-market shares of one commodity and year, side by side.
 
     Returns (table, summary). table: country, qty_t (production), production_share,
-    exports_t, export_share; summary: production_hhi, export_hhi (0–1). Export shares are
-    of world exports by quantity (BACI, main and complementary HS6 codes).
+    exports_t, export_share; summary: production_hhi, export_hhi (0–1; NaN for a side
+    without data, e.g. production before 2018). Export shares are of world exports by
+    quantity (BACI, main and complementary HS6 codes).
     """
-    mined = production_shares(commodity, year)
-    item = mined["commodity"].iloc[0]
+    item = resolve_commodity(commodity).id
+    try:
+        mined = production_shares(item, year)
+    except InputError:  # World Mining Data starts in 2018; trade goes back to 1995
+        mined = pd.DataFrame({"country": [], "qty_t": [], "share": []})
     flows = commodity_flows(year, "qty")
     exported = flows[flows["commodity"] == item].groupby("exporter", as_index=False)["amount"].sum()
+    if mined.empty and exported.empty:
+        raise InputError(f"no production or trade data for {item} in {year}")
     exported["share"] = shares(exported["amount"])
     table = (
         mined[["country", "qty_t", "share"]]
@@ -106,8 +112,8 @@ def world_concentration(commodity: str, year: int) -> tuple[pd.DataFrame, dict[s
         .reset_index(drop=True)
     )
     summary = {
-        "production_hhi": herfindahl_hirschman(mined["share"]),
-        "export_hhi": herfindahl_hirschman(exported["share"]),
+        "production_hhi": herfindahl_hirschman(mined["share"]) if len(mined) else float("nan"),
+        "export_hhi": herfindahl_hirschman(exported["share"]) if len(exported) else float("nan"),
     }
     return table, summary
 

@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -32,6 +32,7 @@ from critmin.registry.store import Registry
 from critmin.registry.tokens import token_holder
 from critmin.scenarios.runner import prepare_study, study_work
 from critmin.scenarios.schema import Study, validate_study
+from critmin.web.cache import Cached
 from critmin.web.jobs import TABLES, QueueFull, RunQueue
 from critmin.web.pages import router as pages_router
 
@@ -163,7 +164,7 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
 
     readers = [Depends(require_reader)]
 
-    @CachedJson
+    @Cached
     def _dependence(
         importer: str, commodity: str | None, year: int | None, supplier: str, basis: str
     ):
@@ -184,7 +185,7 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
         """Import reliance, HHI and the supplier's direct and traced shares."""
         return await _dependence(importer, commodity, year, supplier, basis)
 
-    @CachedJson
+    @Cached
     def _world(commodity: str, year: int | None, supplier: str, basis: str):
         return _plain(world_dependence(commodity, year, supplier, basis))
 
@@ -198,18 +199,19 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
         """Every importer's direct and traced share from the supplier (the overview map)."""
         return await _world(commodity, year, supplier, basis)
 
-    @CachedJson
+    @Cached
     def _trace(importer: str, commodity: str, year: int | None):
         origins, carried = trace(importer, commodity, year)
         return {"origins": _plain(origins), "intermediaries": _plain(carried)}
 
-    @CachedJson
+    @Cached
     def _concentration(commodity: str, year: int | None):
         item = resolve_commodity(commodity)
         table, hhi = world_concentration(item.id, resolve_year(year))
-        return {"commodity": item.id, **hhi, "countries": _plain(table)}
+        indices = {k: None if v != v else v for k, v in hhi.items()}  # NaN: no data that year
+        return {"commodity": item.id, **indices, "countries": _plain(table)}
 
-    @CachedJson
+    @Cached
     def _risk(importer: str | None, commodity: str | None, year: int | None, method: str):
         return _plain(risk(importer, commodity, year, method))
 
@@ -276,12 +278,12 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
         """Start a scenario run in the background (the body is a study, as in a scenario
         file, in JSON or YAML); poll GET /api/runs/{id} for its progress and results."""
         study = _study_from_body(await request.body(), request.headers.get("content-type", ""))
-        try:
-            prepared = await run_in_threadpool(prepare_study, study)
+        try:  # calibrate and check every policy now: a bad study never reaches the queue
+            await run_in_threadpool(prepare_study, study)
         except CritminError as error:  # unknown names, bad policies: the body's fault
             raise HTTPException(422, f"body: {error}") from None
-        job = runs.submit(study, prepared)
-        return {**job.view(), "status_url": f"/api/runs/{job.id}"}
+        ident = runs.submit(study)
+        return {**runs.view(ident), "status_url": f"/api/runs/{ident}"}
 
     @app.get("/api/runs", dependencies=readers, tags=["runs"])
     async def list_runs() -> list[dict[str, Any]]:
@@ -326,30 +328,6 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
         return {"status": "ok", "version": __version__}
 
     return app
-
-
-class CachedJson:
-    """Read-only answers memoised as JSON bytes (the dataset does not change while the
-    server runs): a repeated question is answered on the event loop without a worker
-    thread or re-serialisation; a new one is computed in a worker thread. Errors are not
-    kept. At most `maxsize` answers are kept (all dropped when full: simple, bounded)."""
-
-    def __init__(self, function: Callable, maxsize: int = 4096) -> None:
-        self.function = function
-        self.maxsize = maxsize
-        self.answers: dict[tuple, bytes] = {}
-
-    def _compute(self, args: tuple) -> bytes:
-        return json.dumps(self.function(*args), allow_nan=False).encode()
-
-    async def __call__(self, *args: Any) -> Response:
-        body = self.answers.get(args)
-        if body is None:
-            body = await run_in_threadpool(self._compute, args)
-            if len(self.answers) >= self.maxsize:
-                self.answers.clear()
-            self.answers[args] = body
-        return Response(body, media_type="application/json")
 
 
 def _count_values(data: Any, budget: int) -> None:

@@ -1,10 +1,12 @@
-"""Background scenario runs for the web API: a bounded queue of studies solved in worker
-threads, with progress, and results written under a folder the server owns.
+"""Background scenario runs for the web API: a bounded queue of studies solved in a
+separate worker process, with progress, and results written under a folder the server owns.
 
 Plumbing only: the study is checked by `critmin.scenarios.schema`, prepared and solved by
-`critmin.scenarios.runner` exactly as `critmin run` does. Each run's state is also kept in
-`<root>/<id>/status.json` (written atomically), so every process of a multi-worker server
-(and a restarted one) answers for every run; a run whose process died is reported failed.
+`critmin.scenarios.runner` exactly as `critmin run` does. Runs go to a process pool (not
+threads) so that a long solve never holds the serving process's interpreter lock: reads
+stay fast while runs go on. A run's state lives in `<root>/<id>/status.json` (written
+atomically by whichever process owns the run), so every process of a multi-worker server,
+and a restarted one, answers for every run; a run whose process died reads as failed.
 Folder names are random job ids, never user input; a full queue raises `QueueFull` (HTTP
 429) instead of piling up work.
 """
@@ -20,8 +22,9 @@ import shutil
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
+from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +33,8 @@ import platformdirs
 
 from critmin.data.io import write_json_atomic
 from critmin.errors import CritminError, NotFoundError
-from critmin.scenarios.runner import Prepared, run_study, study_work
-from critmin.scenarios.schema import Study
+from critmin.scenarios.runner import run_study, study_work
+from critmin.scenarios.schema import Study, validate_study
 
 TABLES = ("markets", "prices", "flows", "ensemble")
 RUNS_DIR_ENV = "CRITMIN_WEB_RUNS_DIR"
@@ -113,11 +116,39 @@ class Job:
         write_json_atomic(self.folder / STATUS_FILE, {**self.view(), "pid": os.getpid()})
 
 
+def _execute(ident: str, folder: str, study_data: dict, created: str) -> None:
+    """Run one study in a pool process, keeping status.json up to date (never raises)."""
+    study = validate_study(study_data)
+    job = Job(ident, study, Path(folder), study_work(study), created=created)
+    job.status, job.started = "running", _now()
+    job.save()
+
+    def progress(step: str, done: int, total: int) -> None:
+        job.step, job.done = step, done
+        job.save(force=False)
+
+    try:
+        job.summary = run_study(study, out=job.folder, progress=progress)["summary"]
+        job.status = "done"
+    except CritminError as error:
+        job.error, job.status = str(error), "failed"
+    except Exception as error:  # a defect: logged here, the client gets one line
+        log.exception("run %s failed", ident)
+        job.error = f"internal error ({type(error).__name__}); see the server log"
+        job.status = "failed"
+    finally:
+        job.finished = _now()
+        job.save()
+
+
 class RunQueue:
-    """Runs studies in `workers` threads; at most `max_waiting` queued, `keep` kept.
+    """Runs studies in `workers` processes; at most `max_waiting` queued, `keep` kept.
 
     Results go to `root/<job id>/` through `write_results` (atomic files, summary.json
     last). When more than `keep` run folders exist, the oldest finished ones are deleted.
+    The pool starts with the first run (spawned processes, fresh interpreters: no lock
+    or thread state copied from the server) and each process is replaced after 20 runs,
+    which bounds memory.
     """
 
     def __init__(
@@ -125,49 +156,33 @@ class RunQueue:
     ) -> None:
         self.root = Path(root) if root else default_runs_dir()
         self.root.mkdir(parents=True, exist_ok=True)
+        self.workers = workers
         self.max_waiting = max_waiting
         self.keep = keep
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="critmin-run")
-        self._jobs: dict[str, Job] = {}
+        self._pool: Pool | None = None
+        self._pending: dict[str, AsyncResult] = {}
         self._lock = threading.Lock()
 
-    def submit(self, study: Study, prepared: Prepared) -> Job:
-        """Queue a checked, prepared study; `QueueFull` when too many are waiting."""
+    def submit(self, study: Study) -> str:
+        """Queue a checked study; returns its id. `QueueFull` when too many are waiting."""
         with self._lock:
-            waiting = sum(job.status == "queued" for job in self._jobs.values())
+            self._pending = {k: r for k, r in self._pending.items() if not r.ready()}
+            waiting = len(self._pending) - self.workers
             if waiting >= self.max_waiting:
                 raise QueueFull(
                     f"{waiting} runs are already waiting on this server; retry in a minute"
                 )
+            if self._pool is None:
+                self._pool = get_context("spawn").Pool(self.workers, maxtasksperchild=20)
             ident = uuid.uuid4().hex
             job = Job(ident, study, self.root / ident, study_work(study))
             job.folder.mkdir()
-            job.save()
-            self._jobs[ident] = job
+            job.save()  # queued, owned by this process until a pool process takes it
+            self._pending[ident] = self._pool.apply_async(
+                _execute, (ident, str(job.folder), study.model_dump(mode="json"), job.created)
+            )
         self._prune()
-        self._pool.submit(self._run, job, prepared)
-        return job
-
-    def _run(self, job: Job, prepared: Prepared) -> None:
-        job.status, job.started = "running", _now()
-        job.save()
-
-        def progress(step: str, done: int, total: int) -> None:
-            job.step, job.done = step, done
-            job.save(force=False)
-
-        try:
-            outcome = run_study(job.study, out=job.folder, progress=progress, prepared=prepared)
-            job.summary, job.status = outcome["summary"], "done"
-        except CritminError as error:
-            job.error, job.status = str(error), "failed"
-        except Exception as error:  # a defect: logged here, the client gets one line
-            log.exception("run %s failed", job.id)
-            job.error = f"internal error ({type(error).__name__}); see the server log"
-            job.status = "failed"
-        finally:
-            job.finished = _now()
-            job.save()
+        return ident
 
     def _prune(self) -> None:
         """Delete the oldest finished run folders beyond `keep` (this and other processes')."""
@@ -176,7 +191,6 @@ class RunQueue:
             (v for v in views if v["status"] in ("done", "failed")), key=lambda v: v["created"]
         )
         for view in finished[: max(0, len(views) - self.keep)]:
-            self._jobs.pop(view["id"], None)
             shutil.rmtree(self.root / view["id"], ignore_errors=True)
 
     def _folders(self) -> list[str]:
@@ -195,10 +209,7 @@ class RunQueue:
         return view
 
     def view(self, ident: str) -> dict[str, Any]:
-        """A run's state, from this process's memory or from its folder."""
-        job = self._jobs.get(ident)
-        if job is not None:
-            return job.view()
+        """A run's state (status, progress, summary when done)."""
         view = self._stored(ident) if _RUN_ID.fullmatch(ident) else None
         if view is None:
             raise NotFoundError(f"no run {ident!r} on this server (see GET /api/runs)")
@@ -207,9 +218,7 @@ class RunQueue:
     def views(self) -> list[dict[str, Any]]:
         """Every run this server keeps, oldest first, without summaries."""
         found = [v for v in map(self._stored, self._folders()) if v is not None]
-        mine = {ident: job.view() for ident, job in list(self._jobs.items())}
-        merged = {**{v["id"]: v for v in found}, **mine}
-        ordered = sorted(merged.values(), key=lambda v: v["created"])
+        ordered = sorted(found, key=lambda v: v["created"])
         return [{k: v for k, v in view.items() if k != "summary"} for view in ordered]
 
     def table(self, ident: str, name: str) -> pd.DataFrame:
@@ -222,4 +231,7 @@ class RunQueue:
         return pd.read_parquet(self.root / ident / f"{name}.parquet")
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop the pool; a run cut short reads as failed (its process is gone)."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()

@@ -16,12 +16,14 @@ from starlette.concurrency import run_in_threadpool
 
 from critmin.data import all_commodities, country
 from critmin.data import commodity as resolve_commodity
+from critmin.errors import InputError
 from critmin.metrics.api import dependence, trace, world_dependence
 from critmin.metrics.concentration import concentration_history, world_concentration
 from critmin.metrics.dependence import resolve_year
 from critmin.registry.coverage import coverage
 from critmin.registry.deadlines import deadlines, period_end
 from critmin.registry.models import KINDS, STATUSES
+from critmin.web.cache import cached_html
 
 router = APIRouter(include_in_schema=False)
 templates = Environment(
@@ -67,9 +69,18 @@ def _overview(commodity: str, supplier: str, year: int) -> tuple[list[dict], lis
          "traced_supplier_share": _num(row.traced_supplier_share)}
         for row in table.itertuples()
     ]  # fmt: skip
+    return rows, _most_concentrated(year)
+
+
+@lru_cache(maxsize=64)
+def _most_concentrated(year: int) -> list[dict]:
+    """The ten minerals with the most concentrated mine production (HHI) in `year`."""
     concentrated = []
     for item in all_commodities():
-        table, hhi = world_concentration(item.id, year)
+        try:
+            table, hhi = world_concentration(item.id, year)
+        except InputError:  # no data at all for this mineral in that year
+            continue
         made = table.dropna(subset=["production_share"]).sort_values("production_share")
         if made.empty:
             continue
@@ -83,7 +94,7 @@ def _overview(commodity: str, supplier: str, year: int) -> tuple[list[dict], lis
             }
         )
     concentrated.sort(key=lambda r: -r["hhi"])
-    return rows, concentrated[:10]
+    return concentrated[:10]
 
 
 def _choice(commodity: str, supplier: str, year: int | None):
@@ -101,9 +112,14 @@ async def overview(
     commodity: Annotated[str, Query(max_length=80)] = "rare_earths",
     supplier: Annotated[str, Query(max_length=80)] = "CHN",
     year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
-) -> str:
+) -> Response:
+    return await _overview_page(commodity, supplier, year)
+
+
+@cached_html
+def _overview_page(commodity: str, supplier: str, year: int | None) -> str:
     item, code, year = _choice(commodity, supplier, year)
-    rows, concentrated = await run_in_threadpool(_overview, item.id, code, year)
+    rows, concentrated = _overview(item.id, code, year)
     return templates.get_template("overview.html").render(
         title="Overview",
         commodity=item.id,
@@ -118,7 +134,12 @@ async def overview(
 
 
 @router.get("/builder", response_class=HTMLResponse)
-async def builder(request: Request) -> str:
+async def builder() -> Response:
+    return await _builder_page()
+
+
+@cached_html
+def _builder_page() -> str:
     return templates.get_template("builder.html").render(
         title="Scenario builder", commodities=_commodities(), year=resolve_year(None)
     )
@@ -175,9 +196,14 @@ async def country_page(
     commodity: Annotated[str, Query(max_length=80)] = "rare_earths",
     supplier: Annotated[str, Query(max_length=80)] = "CHN",
     year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
-) -> str:
+) -> Response:
+    return await _country_page(importer, commodity, supplier, year)
+
+
+@cached_html
+def _country_page(importer: str, commodity: str, supplier: str, year: int | None) -> str:
     item, code, year = _choice(commodity, supplier, year)
-    minerals, sankey = await run_in_threadpool(_country, importer, item.id, code, year)
+    minerals, sankey = _country(importer, item.id, code, year)
     return templates.get_template("country.html").render(
         title=importer,
         importer=importer,
@@ -217,8 +243,8 @@ def _mineral(commodity: str, year: int) -> dict:
             }
             for row in now.itertuples()
         ],
-        "production_hhi": hhi["production_hhi"],
-        "export_hhi": hhi["export_hhi"],
+        "production_hhi": _num(hhi["production_hhi"]),
+        "export_hhi": _num(hhi["export_hhi"]),
         "lines": lines,
         "hhi": plain.to_dict(orient="list"),
     }
@@ -228,9 +254,14 @@ def _mineral(commodity: str, year: int) -> dict:
 async def mineral_page(
     commodity: Annotated[str, Query(max_length=80)] = "rare_earths",
     year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
-) -> str:
+) -> Response:
+    return await _mineral_page(commodity, year)
+
+
+@cached_html
+def _mineral_page(commodity: str, year: int | None) -> str:
     item, _, year = _choice(commodity, "CHN", year)
-    figures = await run_in_threadpool(_mineral, item.id, year)
+    figures = _mineral(item.id, year)
     return templates.get_template("mineral.html").render(
         title=item.name,
         commodity=item.id,
