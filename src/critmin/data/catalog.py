@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import threading
@@ -98,15 +99,33 @@ def table_source(name: str) -> TableSource:
 
 
 _local = threading.local()
+_database: list[duckdb.DuckDBPyConnection] = []
+_database_lock = threading.Lock()
 
 
 def connection() -> duckdb.DuckDBPyConnection:
-    """A per-thread in-memory DuckDB connection (DuckDB connections are not thread-safe)."""
+    """This thread's cursor on the process's one in-memory DuckDB database.
+
+    A connection object must not be shared between threads, so each thread gets its own
+    cursor; the database (and its worker threads) is shared, so a web server's forty
+    request threads do not start forty databases, and it is closed once at exit.
+    """
     con = getattr(_local, "con", None)
     if con is None:
-        con = duckdb.connect(":memory:", config={"threads": max(1, os.cpu_count() or 1)})
+        with _database_lock:
+            if not _database:
+                cores = max(1, os.cpu_count() or 1)
+                _database.append(duckdb.connect(":memory:", config={"threads": cores}))
+                atexit.register(_close_database)
+            con = _database[0].cursor()
         _local.con = con
     return con
+
+
+def _close_database() -> None:
+    with _database_lock:
+        while _database:
+            _database.pop().close()
 
 
 def query(sql: str, params: list | None = None) -> pd.DataFrame:
