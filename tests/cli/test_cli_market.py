@@ -76,7 +76,7 @@ def test_market_user_errors_are_one_line(isolated_user_data):
         (["zone", "--members", "USA,Germny", "--floor", "rare_earths=1.3"],
          "unknown country or group 'Germny'"),
         (["zone", "--members", "USA,JPN", "--floor", "rare_earths=-2"],
-         "price floor must be in"),
+         "price floor must be a finite number"),
         (["shock", "--exporter", "CHL", "--commodity", "rare_earths", "--ban",
           "--targets", "JPN", "--year", "2023"], "no trade of rare_earths in 2023"),
         (["backtest", "nope"], "unknown backtest episode 'nope'"),

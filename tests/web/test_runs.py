@@ -98,7 +98,7 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
         (b"\xff\xfe not utf-8", {"content-type": "application/json"}, "not valid UTF-8 JSON"),
         (b"[" * 100_000, {"content-type": "application/json"}, "nested too deeply"),
         (BOMB.encode(), {"content-type": "application/yaml"}, "more than 20,000 values"),
-        (b"name: [unclosed", {"content-type": "application/yaml"}, "not valid UTF-8 YAML"),
+        (b"name: [unclosed", {"content-type": "application/yaml"}, "line 1 is not valid YAML"),
     ],
 )
 def test_bad_studies_are_refused_with_a_reason(client, body, headers, message):

@@ -113,6 +113,15 @@ def show(ident: str = typer.Argument(...), fmt: OutputFormat = FORMAT) -> None:
             emit(pd.DataFrame(record[name]), fmt, title=name)
 
 
+def _checked(rows: csv.DictReader, path: Path):
+    """The CSV rows, with the csv module's own errors (e.g. a field over its size limit)
+    turned into one line naming the file."""
+    try:
+        yield from rows
+    except csv.Error as exc:
+        raise InputError(f"{path}:{rows.line_num}: malformed CSV ({exc})") from None
+
+
 def _read_records(path: Path) -> list[dict]:
     """Records from a JSON file (a list, or an object with 'agreements') or a CSV file."""
     try:
@@ -121,7 +130,8 @@ def _read_records(path: Path) -> list[dict]:
         raise InputError(f"{path}: cannot read ({exc})") from exc
     if path.suffix.lower() == ".csv":
         records = []
-        for number, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        rows = csv.DictReader(io.StringIO(text))
+        for number, row in enumerate(_checked(rows, path), start=2):
             record = {k: (v if v != "" else None) for k, v in row.items() if k}
             for field in NESTED:
                 if record.get(field):
@@ -129,15 +139,23 @@ def _read_records(path: Path) -> list[dict]:
                         record[field] = json.loads(record[field])
                     except json.JSONDecodeError as exc:
                         raise InputError(f"{path}:{number}: {field} is not JSON ({exc})") from exc
+                    except RecursionError:
+                        raise InputError(f"{path}:{number}: {field} is nested too deeply") from None
             records.append(record)
+        if not records:
+            raise InputError(f"{path}: no agreements in the file")
         return records
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply to be agreements") from None
     records = payload.get("agreements") if isinstance(payload, dict) else payload
     if not isinstance(records, list):
         raise InputError(f"{path}: expected a list of agreements or {{'agreements': [...]}}")
+    if not records:
+        raise InputError(f"{path}: no agreements in the file")
     return records
 
 

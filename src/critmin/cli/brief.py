@@ -34,6 +34,8 @@ def brief(
         reference = dt.date.fromisoformat(today) if today else None
     except ValueError:
         raise InputError(f"--today {today!r} is not YYYY-MM-DD") from None
+    if out.is_dir():  # say so now, not after a minute of work
+        raise InputError(f"--out {out} is a folder; give a file name such as {out}/brief.html")
     with stages(len(STAGES) + 1, "brief") as advance:
         data = briefing(bloc, ids, year, reference, progress=advance)
         path = write_brief(data, out)

@@ -44,6 +44,14 @@ class ImportResult:
     replaced: tuple[str, ...]
 
 
+# Plausibility bounds for one bilateral flow of one HS6 product in one year: the largest
+# in BACI (iron ore, Australia to China) is about 7e8 t and 1e8 thousand USD, so a figure
+# over these is a unit or parsing error, not trade.
+MAX_QTY_T = 1e10
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+MAX_VALUE_KUSD = 1e10
+
+
 def hs_revision_of(paths: Iterable[Path], given: str | None) -> str:
     """The HS revision: given explicitly, or read from BACI file names (BACI_HS17_Y2022_...)."""
     if given:
@@ -92,17 +100,18 @@ def first_bad_line(path: Path, known_codes: set[int]) -> tuple[int, str] | None:
 
     Returns (line number, reason) or None when every row is valid.
     """
-    with open(path, encoding="utf-8-sig", errors="strict", newline="") as handle:
+    # Undecodable bytes become lone surrogates, so the row that holds them can be named.
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         try:
             reader = csv.reader(handle)
             header = [h.strip() for h in next(reader)]
             position = {name: header.index(name) for name in COLUMNS}
             for number, row in enumerate(reader, start=2):
+                if _NOT_UTF8.search(",".join(row)):
+                    return number, "not UTF-8 text"
                 reason = _row_problem(row, position, known_codes)
                 if reason:
                     return number, reason
-        except UnicodeDecodeError:
-            return (reader.line_num + 1, "not UTF-8 text")
         except csv.Error as exc:
             return (reader.line_num, f"malformed CSV ({exc})")
     return None
@@ -124,10 +133,14 @@ def _row_problem(row: list[str], position: dict[str, int], known_codes: set[int]
     value = _number(field["v"])
     if value is None or value < 0:
         return f"value v={field['v']!r} must be a finite number >= 0"
+    if value > MAX_VALUE_KUSD:
+        return f"value v={field['v']!r} is over {MAX_VALUE_KUSD:.0e} thousand USD; check the units"
     if field["q"] not in ("", "NA"):
         qty = _number(field["q"])
         if qty is None or qty < 0:
             return f"quantity q={field['q']!r} must be a finite number >= 0 or NA"
+        if qty > MAX_QTY_T:
+            return f"quantity q={field['q']!r} is over {MAX_QTY_T:.0e} t; check the units"
     return None
 
 
@@ -183,16 +196,17 @@ def _problems(con: duckdb.DuckDBPyConnection, staged: Path) -> list[str]:
             count(*) FILTER (WHERE year < 1900 OR year > 2100),
             count(*) FILTER (WHERE NOT regexp_full_match(hs6, '[0-9]{{6}}')),
             count(*) FILTER (WHERE value_kusd IS NULL OR isnan(value_kusd) OR isinf(value_kusd)
-                             OR value_kusd < 0),
-            count(*) FILTER (WHERE isnan(qty_t) OR isinf(qty_t) OR qty_t < 0)
+                             OR value_kusd < 0 OR value_kusd > {MAX_VALUE_KUSD}),
+            count(*) FILTER (WHERE isnan(qty_t) OR isinf(qty_t) OR qty_t < 0
+                             OR qty_t > {MAX_QTY_T})
         FROM {relation}"""
     ).fetchone()
     labels = (
         "unknown BACI country codes",
         "years outside 1900-2100",
         "product codes that are not HS6",
-        "values that are missing, negative or not finite",
-        "quantities that are negative or not finite",
+        "values that are missing, negative, not finite or implausibly large",
+        "quantities that are negative, not finite or implausibly large",
     )
     problems = [
         f"{count} rows with {label}" for count, label in zip(row, labels, strict=True) if count
@@ -267,11 +281,12 @@ def import_baci(
                     params,
                 )
             except duckdb.Error as exc:
+                # Our own row check names the reason (encoding, fields, number); DuckDB's
+                # message ("CSV Error on Line: 5") is the fallback.
                 line = _LINE_IN_ERROR.search(str(exc))
-                if line and "CSV" in str(exc):
-                    first = str(exc).strip().splitlines()[0]
-                    raise InputError(f"{files[0]}:{line.group(1)}: {first}") from exc
-                raise _locate_problem(files, str(exc).splitlines()[0]) from exc
+                first = str(exc).strip().splitlines()[0]
+                fallback = f"line {line.group(1)}: {first}" if line else first
+                raise _locate_problem(files, fallback) from exc
             say("validate")
             problems = _problems(con, staged)
             if problems:

@@ -130,8 +130,8 @@ def _fraction(name: str, value: float, low: float, high: float | None = None) ->
     except (TypeError, ValueError):
         raise InputError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(number) or number < low or (high is not None and number > high):
-        span = f"[{low:g}, {high:g}]" if high is not None else f"≥ {low:g}"
-        raise InputError(f"{name} must be in {span}, got {value!r}")
+        span = f"in [{low:g}, {high:g}]" if high is not None else f"a finite number ≥ {low:g}"
+        raise InputError(f"{name} must be {span}, got {value!r}")
     return number
 
 

@@ -13,6 +13,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
 from critmin.data.io import write_text_atomic
+from critmin.errors import InputError
 
 NAMES = {
     "rare_earths": "rare earths",
@@ -269,5 +270,7 @@ def render_brief(data: dict[str, Any]) -> str:
 
 def write_brief(data: dict[str, Any], out: Path) -> Path:
     """Write the brief to `out` (temporary name, then rename)."""
+    if Path(out).is_dir():
+        raise InputError(f"--out {out} is a folder; give a file name such as {out}/brief.html")
     write_text_atomic(Path(out), render_brief(data))
     return Path(out)

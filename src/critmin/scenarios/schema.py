@@ -23,6 +23,54 @@ from critmin.metrics.dependence import trade_years
 
 Countries = str | list[str]
 HARD_MAX_DRAWS = 10_000_000  # no configuration may go beyond this
+MAX_FILE_BYTES = 1_000_000  # scenario files are a few kilobytes
+MAX_VALUES = 20_000  # a study has a few hundred values; YAML aliases can expand to billions
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML would keep
+    the last silently, so a study could run with a setting its author did not see)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice", key_node.start_mark
+                )
+            seen.add(key if isinstance(key, str | int | float | bool) else id(key_node))
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str, label: str) -> Any:
+    """YAML (or JSON) text to data; every failure one InputError naming `label`."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or error
+        raise InputError(f"{label}:{where} is not valid YAML: {problem}") from None
+    except RecursionError:
+        raise InputError(f"{label}: nested too deeply to be a study") from None
+
+
+def check_size(data: Any, label: str, budget: int = MAX_VALUES) -> None:
+    """Refuse data with more than `budget` values, counting shared (aliased) values each
+    time they appear, so a YAML "billion laughs" stops here instead of in validation."""
+    stack, seen = [data], 0
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > budget:
+            raise InputError(f"{label}: more than {budget:,} values; a study is far smaller")
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 class Strict(BaseModel):
@@ -203,13 +251,20 @@ def _merge(base: dict, child: dict) -> dict:
     return out
 
 
-def _check_acyclic(value: Any, path: str, seen: tuple[int, ...] = ()) -> None:
+def _check_acyclic(
+    value: Any, path: str, seen: tuple[int, ...] = (), done: set[int] | None = None
+) -> None:
+    """Refuse self-referencing anchors; each shared (aliased) node is walked once."""
+    done = set() if done is None else done
     if isinstance(value, dict | list):
         if id(value) in seen:
             raise InputError(f"{path}: a YAML anchor refers to itself (a cycle); expand it")
+        if id(value) in done:
+            return
         children = value.values() if isinstance(value, dict) else value
         for child in children:
-            _check_acyclic(child, path, (*seen, id(value)))
+            _check_acyclic(child, path, (*seen, id(value)), done)
+        done.add(id(value))
 
 
 def read_study_file(path: Path, chain: tuple[Path, ...] = ()) -> dict:
@@ -219,25 +274,26 @@ def read_study_file(path: Path, chain: tuple[Path, ...] = ()) -> dict:
         cycle = " → ".join(p.name for p in (*chain, path))
         raise InputError(f"extends cycle: {cycle}")
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise InputError(
+                f"{path.name}: {path.stat().st_size:,} bytes; scenario files are limited to "
+                f"{MAX_FILE_BYTES:,} (they are a few kilobytes)"
+            )
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise InputError(f"cannot read scenario file {path}: {error.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise InputError(
-            f"{path.name}:{where} is not valid YAML: {getattr(error, 'problem', error)}"
-        ) from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path.name}: not UTF-8 text; save the file as UTF-8") from None
+    data = parse_yaml(text, path.name)
     if not isinstance(data, dict):
         raise InputError(
             f"{path.name}: a scenario file is a mapping of keys (name, commodities, ...)"
         )
     _check_acyclic(data, path.name)
+    check_size(data, path.name)
     parent = data.pop("extends", None)
     if parent is not None:
-        if not isinstance(parent, str):
+        if not isinstance(parent, str) or "\x00" in parent:  # NUL: no path can hold it
             raise InputError(f"{path.name}: extends must be a file name, got {parent!r}")
         data = _merge(read_study_file(path.parent / parent, (*chain, path)), data)
     return data

@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-import yaml
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -22,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from critmin import __version__
 from critmin.data import commodity as resolve_commodity
-from critmin.errors import CritminError, NotFoundError, UnknownNameError
+from critmin.errors import CritminError, InputError, NotFoundError, UnknownNameError
 from critmin.market.api import shock, zone
 from critmin.metrics.api import dependence, risk, trace, world_dependence
 from critmin.metrics.concentration import world_concentration
@@ -31,7 +30,7 @@ from critmin.registry.records import RecordError
 from critmin.registry.store import Registry
 from critmin.registry.tokens import token_holder
 from critmin.scenarios.runner import prepare_study, study_work
-from critmin.scenarios.schema import Study, validate_study
+from critmin.scenarios.schema import Study, check_size, parse_yaml, validate_study
 from critmin.web.cache import Cached
 from critmin.web.jobs import TABLES, QueueFull, RunQueue
 from critmin.web.pages import router as pages_router
@@ -41,7 +40,6 @@ MAX_BODY_BYTES = 1_000_000  # request-size limit
 # ensemble draw; `critmin run` on one's own machine has only the study's own limits).
 MAX_RUN_WORK = int(os.environ.get("CRITMIN_WEB_MAX_RUN_WORK", "20000"))
 MAX_RUN_COMMODITIES = 10
-MAX_BODY_VALUES = 20_000  # a study has a few hundred; YAML aliases can expand to billions
 
 
 def _plain(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -95,7 +93,7 @@ class ShockRequest(Strict):
     exporter: str = Field(max_length=80, examples=["CHN"])
     commodity: str = Field(max_length=80, examples=["rare_earths"])
     ban: bool = False
-    quota: float | None = Field(None, ge=0.0, le=1.0)
+    quota: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
     targets: str | None = Field(None, max_length=2000, examples=["USA,JPN"])
     aggregate: bool = False
     year: int | None = Field(None, ge=1995, le=2100)
@@ -367,33 +365,20 @@ def create_app(registry_url: str | None = None, read_token_required: bool | None
     return app
 
 
-def _count_values(data: Any, budget: int) -> None:
-    """Refuse a body with more than `budget` values, counting shared (aliased) ones each
-    time they appear, so a YAML "billion laughs" stops here instead of in validation."""
-    stack, seen = [data], 0
-    while stack:
-        value = stack.pop()
-        seen += 1
-        if seen > budget:
-            raise HTTPException(422, f"body: more than {budget:,} values; a study is far smaller")
-        if isinstance(value, dict):
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-
-
 def _study_from_body(raw: bytes, content_type: str) -> Study:
     """A study from a JSON or YAML body, checked for size, shape and run-size limits."""
     try:
         text = raw.decode("utf-8")
-        data = yaml.safe_load(text) if "yaml" in content_type else json.loads(text)
-    except (ValueError, yaml.YAMLError, RecursionError) as error:
-        kind = "YAML" if "yaml" in content_type else "JSON"
+        data = parse_yaml(text, "body") if "yaml" in content_type else json.loads(text)
+        if not isinstance(data, dict):
+            raise InputError("body: a study is a mapping (name, commodities, policies, ...)")
+        check_size(data, "body")
+    except CritminError as error:
+        raise HTTPException(422, str(error)) from None
+    except (ValueError, RecursionError) as error:
         reason = "nested too deeply" if isinstance(error, RecursionError) else "unreadable"
+        kind = "YAML" if "yaml" in content_type else "JSON"
         raise HTTPException(422, f"body: not valid UTF-8 {kind} ({reason})") from None
-    if not isinstance(data, dict):
-        raise HTTPException(422, "body: a study is a mapping (name, commodities, policies, ...)")
-    _count_values(data, MAX_BODY_VALUES)
     if "extends" in data:
         raise HTTPException(422, "body: extends names a file; send the merged study instead")
     try:
