@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import typer
+from rich.markup import escape
 
 from critmin.cli.output import OutputFormat, console, emit, emit_json
 from critmin.data.io import write_text_atomic
@@ -101,13 +102,14 @@ def show(ident: str = typer.Argument(...), fmt: OutputFormat = FORMAT) -> None:
     if fmt is OutputFormat.json:
         emit_json(record)
         return
+    # The record's text is printed as written (escaped), not read as Rich markup.
     console.print(
-        f"[bold]{record['title']}[/] ({record['id']}; {record['kind']}, "
+        f"[bold]{escape(record['title'])}[/] ({record['id']}; {record['kind']}, "
         f"{record['status']}; signed {record['signed'] or '–'})"
     )
-    console.print(f"source: {record['source_url'] or '–'}")
+    console.print(f"source: {record['source_url'] or '–'}", markup=False)
     if record["notes"]:
-        console.print(record["notes"])
+        console.print(record["notes"], markup=False)
     for name in ("parties", "commitments", "milestones"):
         if record[name]:
             emit(pd.DataFrame(record[name]), fmt, title=name)
@@ -123,7 +125,8 @@ def _checked(rows: csv.DictReader, path: Path):
 
 
 def _read_records(path: Path) -> list[dict]:
-    """Records from a JSON file (a list, or an object with 'agreements') or a CSV file."""
+    """Records from a JSON file (a list, an object with 'agreements', or one agreement) or
+    a CSV file."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -151,7 +154,9 @@ def _read_records(path: Path) -> list[dict]:
         raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
     except RecursionError:
         raise InputError(f"{path}: JSON nested too deeply to be agreements") from None
-    records = payload.get("agreements") if isinstance(payload, dict) else payload
+    records = payload
+    if isinstance(payload, dict):  # {"agreements": [...]}, or one agreement (as `add` takes)
+        records = payload.get("agreements", [payload])
     if not isinstance(records, list):
         raise InputError(f"{path}: expected a list of agreements or {{'agreements': [...]}}")
     if not records:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from critmin import __version__
 from critmin.cli import agreements as agreement_commands
@@ -60,19 +61,34 @@ def main(
     """Critical-minerals supply-chain policy analysis on open data."""
 
 
+def _error(message: str) -> None:
+    """One line on stderr; the message is printed as written (no Rich markup in it)."""
+    error_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI; user errors print one line on stderr and exit with code 2."""
+    """Run the CLI; user errors, bad arguments and options included, print one line on
+    stderr and exit with code 2."""
     try:
-        app(args=argv, prog_name="critmin", standalone_mode=True)
-    except CritminError as exc:
-        error_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        code = app(args=argv, prog_name="critmin", standalone_mode=False)
+    except typer.TyperException as exc:  # Typer's own: a bad option, a missing argument, ...
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help is printed already
+            return exc.exit_code
+        ctx = getattr(exc, "ctx", None)
+        see = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        _error(f"{exc.format_message().rstrip('.')}{see}")
         return exc.exit_code
-    except KeyboardInterrupt:
+    except CritminError as exc:
+        _error(str(exc))
+        return exc.exit_code
+    except (KeyboardInterrupt, typer.Abort):
         error_console.print("interrupted")
         return 130
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+    # Outside standalone mode, Typer returns the code of a typer.Exit (else the command's
+    # return value, None).
+    return code if isinstance(code, int) else 0
 
 
 def entry() -> None:

@@ -14,6 +14,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 error_console = Console(stderr=True)
@@ -78,12 +79,17 @@ def emit(
     else:
         if table_columns:
             frame = frame[table_columns]
-        table = Table(title=title or None, caption=caption or None, header_style="bold")
+        # Text, not markup: a title or cell may hold what a user wrote, brackets included.
+        table = Table(
+            title=Text(title) if title else None,
+            caption=Text(caption) if caption else None,
+            header_style="bold",
+        )
         for column in frame.columns:
             numeric = pd.api.types.is_numeric_dtype(frame[column])
-            table.add_column(str(column), justify="right" if numeric else "left")
+            table.add_column(Text(str(column)), justify="right" if numeric else "left")
         for row in frame.itertuples(index=False):
-            table.add_row(*(_cell(v, c) for v, c in zip(row, frame.columns, strict=True)))
+            table.add_row(*(Text(_cell(v, c)) for v, c in zip(row, frame.columns, strict=True)))
         console.print(table)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from critmin.cli.output import OutputFormat, console, emit, emit_json, error_console
@@ -32,7 +33,7 @@ DASK = typer.Option(None, "--dask", help="Run on an existing Dask cluster: tcp:/
 
 def _progress(total: int, label: str):
     bar = Progress(
-        TextColumn(f"[bold]{label}"),
+        TextColumn(f"[bold]{escape(label)}"),
         BarColumn(),
         TextColumn("{task.completed:,}/{task.total:,}"),
         TimeElapsedColumn(),

@@ -83,8 +83,12 @@ def _check_header(path: Path) -> None:
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}:1: not UTF-8 text (a BACI CSV starts 't,i,j,k,v,q')") from exc
     names = [name.strip().strip('"') for name in text.split(",")]
-    if sorted(names) != sorted(COLUMNS):
-        raise InputError(f"{path}:1: expected the header t,i,j,k,v,q, found {text[:80]!r}")
+    # The columns are read by position (as BACI writes them), so another order is refused
+    # rather than read with exporter and importer swapped.
+    if names != list(COLUMNS):
+        raise InputError(
+            f"{path}:1: expected the header t,i,j,k,v,q (in this order), found {text[:80]!r}"
+        )
 
 
 def _number(text: str) -> float | None:
@@ -117,18 +121,23 @@ def first_bad_line(path: Path, known_codes: set[int]) -> tuple[int, str] | None:
     return None
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '²' and '٢', which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _row_problem(row: list[str], position: dict[str, int], known_codes: set[int]) -> str | None:
     if len(row) != len(position):
         return f"expected {len(position)} fields, found {len(row)}"
     field = {name: row[index].strip() for name, index in position.items()}
-    if not field["t"].isdigit() or not 1900 <= int(field["t"]) <= 2100:
+    if not _digits(field["t"]) or not 1900 <= int(field["t"]) <= 2100:
         return f"year t={field['t']!r} is not a year"
     for name in ("i", "j"):
-        if not field[name].isdigit():
+        if not _digits(field[name]):
             return f"country code {name}={field[name]!r} is not a number"
         if int(field[name]) not in known_codes:
             return f"unknown BACI country code {name}={field[name]}"
-    if not field["k"].isdigit() or len(field["k"]) > 6:
+    if not _digits(field["k"]) or len(field["k"]) > 6:
         return f"product code k={field['k']!r} is not an HS6 code"
     value = _number(field["v"])
     if value is None or value < 0:
@@ -193,8 +202,8 @@ def _problems(con: duckdb.DuckDBPyConnection, staged: Path) -> list[str]:
     row = con.execute(
         f"""SELECT
             count(*) FILTER (WHERE exporter IS NULL OR importer IS NULL),
-            count(*) FILTER (WHERE year < 1900 OR year > 2100),
-            count(*) FILTER (WHERE NOT regexp_full_match(hs6, '[0-9]{{6}}')),
+            count(*) FILTER (WHERE year IS NULL OR year < 1900 OR year > 2100),
+            count(*) FILTER (WHERE hs6 IS NULL OR NOT regexp_full_match(hs6, '[0-9]{{6}}')),
             count(*) FILTER (WHERE value_kusd IS NULL OR isnan(value_kusd) OR isinf(value_kusd)
                              OR value_kusd < 0 OR value_kusd > {MAX_VALUE_KUSD}),
             count(*) FILTER (WHERE isnan(qty_t) OR isinf(qty_t) OR qty_t < 0
@@ -203,8 +212,8 @@ def _problems(con: duckdb.DuckDBPyConnection, staged: Path) -> list[str]:
     ).fetchone()
     labels = (
         "unknown BACI country codes",
-        "years outside 1900-2100",
-        "product codes that are not HS6",
+        "years missing or outside 1900-2100",
+        "product codes missing or not HS6",
         "values that are missing, negative, not finite or implausibly large",
         "quantities that are negative, not finite or implausibly large",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 
@@ -10,7 +11,7 @@ from critmin.errors import CritminError
 from critmin.registry.models import KINDS, MILESTONE_STATUSES, STATUSES
 
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
-_DATE = re.compile(r"\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?")
+_DATE = re.compile(r"[0-9]{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?)?")
 AGREEMENT_FIELDS = (
     "id",
     "title",
@@ -39,6 +40,10 @@ COMMITMENT_FIELDS = (
     "note",
 )
 MILESTONE_FIELDS = ("title", "planned", "actual", "status")
+# Widths of the registry's text columns (models.py): longer text is refused here, not by
+# the database (PostgreSQL fails the write, SQLite would keep it).
+TITLE_CHARS = 300
+PARTY_CHARS = 120
 
 
 class RecordError(CritminError):
@@ -53,14 +58,45 @@ class RecordError(CritminError):
 
 
 def valid_date(text: object) -> bool:
-    """ISO date of the precision the source gives: YYYY, YYYY-MM or YYYY-MM-DD."""
-    return text is None or (isinstance(text, str) and bool(_DATE.fullmatch(text)))
+    """ISO date of the precision the source gives: YYYY, YYYY-MM or YYYY-MM-DD, and one
+    the calendar has (no 2026-02-31, no year 0)."""
+    if text is None:
+        return True
+    if not isinstance(text, str) or not _DATE.fullmatch(text):
+        return False
+    year, month, day = (int(part) for part in (text + "-01-01").split("-")[:3])
+    try:
+        dt.date(year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+def text_problem(label: str, value: object, limit: int | None = None) -> str | None:
+    """None if `value` is None or text the database can store: at most `limit` characters,
+    no NUL (PostgreSQL refuses it), no lone surrogate (not encodable as UTF-8)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return f"{label} must be text, not {type(value).__name__}"
+    if limit is not None and len(value) > limit:
+        return f"{label} has {len(value):,} characters; at most {limit:,}"
+    if "\x00" in value:
+        return f"{label} contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{label} is not valid Unicode text (a lone surrogate)"
+    return None
 
 
 def party_problem(party: object) -> str | None:
     """None if `party` is an ISO3 country, 'EU' or 'company:Name'."""
     if not isinstance(party, str) or not party.strip():
         return f"party {party!r} is empty"
+    problem = text_problem("party", party, PARTY_CHARS)
+    if problem:
+        return problem
     if party == "EU" or party.startswith("company:"):
         return None
     try:
@@ -76,6 +112,8 @@ def _number_problem(label: str, value: object) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"{label} {value!r} is not a number"
+    if isinstance(value, int) and abs(value) > 1e300:  # no float holds it: OverflowError
+        return f"{label} is too large (over 1e300)"
     if math.isnan(value) or math.isinf(value) or value < 0:
         return f"{label} {value!r} must be a finite number >= 0"
     return None
@@ -92,8 +130,15 @@ def record_problems(record: object) -> list[str]:
     ident = record.get("id")
     if not isinstance(ident, str) or not _ID.fullmatch(ident):
         problems.append(f"id {ident!r} must be a lowercase slug (a-z, 0-9, . _ -)")
-    if not isinstance(record.get("title"), str) or not record["title"].strip():
+    texts = [("source_url", None), ("notes", None)]
+    if isinstance(record.get("title"), str) and record["title"].strip():
+        texts.insert(0, ("title", TITLE_CHARS))
+    else:
         problems.append("title is required")
+    for field, limit in texts:
+        problem = text_problem(field, record.get(field), limit)
+        if problem:
+            problems.append(problem)
     if record.get("kind") not in KINDS:
         problems.append(f"kind {record.get('kind')!r} is not one of {', '.join(KINDS)}")
     if record.get("status") not in STATUSES:
@@ -110,21 +155,40 @@ def record_problems(record: object) -> list[str]:
         problem = party_problem(name)
         if problem:
             problems.append(problem)
-    for mineral in record.get("minerals") or []:
+        if isinstance(party, dict):
+            problem = text_problem("lead_agency", party.get("lead_agency"), TITLE_CHARS)
+            if problem:
+                problems.append(problem)
+    lists = {}
+    for field in ("minerals", "commitments", "milestones"):
+        lists[field] = record.get(field) or []
+        if not isinstance(lists[field], list):
+            problems.append(f"{field} must be a list, not {type(lists[field]).__name__}")
+            lists[field] = []
+    for mineral in lists["minerals"]:
+        if not isinstance(mineral, str):
+            problems.append(f"mineral {mineral!r} must be a commodity id")
+            continue
         try:
             if commodity(mineral).id != mineral:
                 problems.append(f"mineral {mineral!r} must be written {commodity(mineral).id!r}")
         except CritminError as exc:
             problems.append(str(exc))
-    for number, item in enumerate(record.get("commitments") or [], start=1):
+    for number, item in enumerate(lists["commitments"], start=1):
         where = f"commitment {number}"
         if not isinstance(item, dict):
             problems.append(f"{where} must be an object")
             continue
-        try:
-            commodity(str(item.get("mineral")))
-        except CritminError as exc:
-            problems.append(f"{where}: {exc}")
+        if not isinstance(item.get("mineral"), str):
+            problems.append(f"{where}: mineral {item.get('mineral')!r} must be a commodity id")
+        else:
+            try:
+                commodity(item["mineral"])
+            except CritminError as exc:
+                problems.append(f"{where}: {exc}")
+        problem = text_problem("note", item.get("note"))
+        if problem:
+            problems.append(f"{where}: {problem}")
         for side in ("supplier", "recipient"):
             if item.get(side) is not None and party_problem(item[side]):
                 problems.append(f"{where}: {party_problem(item[side])}")
@@ -135,11 +199,14 @@ def record_problems(record: object) -> list[str]:
         for field in ("start", "end"):
             if not valid_date(item.get(field)):
                 problems.append(f"{where}: {field} {item.get(field)!r} is not a date")
-    for number, item in enumerate(record.get("milestones") or [], start=1):
+    for number, item in enumerate(lists["milestones"], start=1):
         where = f"milestone {number}"
         if not isinstance(item, dict) or not item.get("title"):
             problems.append(f"{where} needs a title")
             continue
+        problem = text_problem("title", item["title"], TITLE_CHARS)
+        if problem:
+            problems.append(f"{where}: {problem}")
         if item.get("status") not in MILESTONE_STATUSES:
             problems.append(
                 f"{where}: status {item.get('status')!r} is not one of "
