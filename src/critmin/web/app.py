@@ -109,11 +109,16 @@ class ZoneRequest(Strict):
     horizon: Literal["short", "long"] = "short"
 
 
-def create_app(registry_url: str | None = None, read_token_required: bool | None = None) -> FastAPI:
-    """The application; `read_token_required` (or CRITMIN_WEB_READ_TOKEN=1) closes reads."""
+def create_app(
+    registry_url: str | None = None,
+    read_token_required: bool | None = None,
+    runs_dir: str | os.PathLike[str] | None = None,
+) -> FastAPI:
+    """The application; `read_token_required` (or CRITMIN_WEB_READ_TOKEN=1) closes reads;
+    background runs are kept in `runs_dir` (default $CRITMIN_WEB_RUNS_DIR or the user cache)."""
     if read_token_required is None:
         read_token_required = os.environ.get("CRITMIN_WEB_READ_TOKEN", "") == "1"
-    runs = RunQueue()
+    runs = RunQueue(runs_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

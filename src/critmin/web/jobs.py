@@ -152,7 +152,11 @@ class RunQueue:
     """
 
     def __init__(
-        self, root: Path | None = None, workers: int = 1, max_waiting: int = 8, keep: int = 100
+        self,
+        root: str | os.PathLike[str] | None = None,
+        workers: int = 1,
+        max_waiting: int = 8,
+        keep: int = 100,
     ) -> None:
         self.root = Path(root) if root else default_runs_dir()
         self.root.mkdir(parents=True, exist_ok=True)
