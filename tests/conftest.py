@@ -63,7 +63,8 @@ def chromium_path() -> str:
 
 @pytest.fixture
 def browser_page(chromium_path):
-    """A Playwright page in headless Chromium and the list of JavaScript errors it raised."""
+    """A Playwright page in headless Chromium and the list of JavaScript errors it raised
+    (and of what the Content-Security-Policy blocked)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -71,5 +72,12 @@ def browser_page(chromium_path):
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
+        # A script, style or request the server's Content-Security-Policy blocked.
+        page.on(
+            "console",
+            lambda message: (
+                errors.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
         yield page, errors
         browser.close()

@@ -128,3 +128,48 @@ def test_reads_can_be_closed_and_bodies_are_limited(tmp_path):
             "/api/shock", content=b"x" * 1_000_001, headers={"content-type": "application/json"}
         )
         assert too_big.status_code == 413
+
+
+HOSTILE_TITLE = "</script><script>window.pwned = 1</script><!--<script> & '\"\u2028"
+
+
+def test_text_a_writer_stored_cannot_run_as_script_on_the_pages(client):
+    """Stored XSS: an agreement title that would close the page's <script> element or open
+    a comment inside it comes back as data, the same text once the page's JSON is parsed."""
+    import datetime as dt
+    import json
+    import re
+
+    soon = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    record = {"id": "hostile", "title": HOSTILE_TITLE, "kind": "memorandum", "status": "signed",
+              "parties": [{"party": "USA"}, {"party": "JPN"}],
+              "milestones": [{"title": HOSTILE_TITLE, "planned": soon, "status": "planned"}]}  # fmt: skip
+    secret = create_token(Registry(client.registry_url), "writer")
+    created = client.post("/api/agreements", json=record,
+                          headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+    assert created.status_code == 201, created.text
+    page = client.get("/agreements").text
+    assert "<script>window.pwned" not in page and "<!--<script>" not in page
+    # The deadline chart's data: one <script> element, whose JSON holds the title unchanged.
+    due = json.loads(re.search(r"const due = (\[.*?\]);\n", page).group(1))
+    assert HOSTILE_TITLE in [item["title"] for item in due]
+    # Every other place the title shows is HTML-escaped text.
+    assert "&lt;/script&gt;&lt;script&gt;window.pwned" in page
+
+
+def test_security_headers_on_pages_answers_and_refusals(client):
+    """CSP (own scripts only, no framing), nosniff, no framing, on every kind of answer."""
+    answers = [
+        client.get("/"),
+        client.get("/api/health"),
+        client.get("/api/dependence", params={"importer": "Germny", "commodity": "REE"}),
+        client.post(
+            "/api/shock", content=b"x" * 1_000_001, headers={"content-type": "application/json"}
+        ),
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 404, 413]
+    for answer in answers:
+        policy = answer.headers["content-security-policy"]
+        assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"

@@ -8,6 +8,7 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Annotated
 
+import pandas as pd
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -29,6 +30,22 @@ router = APIRouter(include_in_schema=False)
 templates = Environment(
     loader=PackageLoader("critmin.web", "templates"), autoescape=select_autoescape(["html"])
 )
+
+
+_SCRIPT_UNSAFE = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def script_json(value: object) -> str:
+    """`value` as JSON that is safe inside a <script> element: no '<', '>' or '&' (so no
+    text a user wrote, such as an agreement title, can close the element or open a comment),
+    the same value once parsed. OWASP XSS Prevention Cheat Sheet, rule 3.1."""
+    return json.dumps(value).translate(_SCRIPT_UNSAFE)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return json.loads(frame.to_json(orient="records"))
 
 
 @lru_cache(maxsize=1)
@@ -128,7 +145,7 @@ def _overview_page(commodity: str, supplier: str, year: int | None) -> str:
         year=year,
         commodities=_commodities(),
         rows=rows[:15],
-        rows_json=json.dumps(rows),
+        rows_json=script_json(rows),
         concentrated=concentrated,
     )
 
@@ -212,8 +229,8 @@ def _country_page(importer: str, commodity: str, supplier: str, year: int | None
         commodity=item.id,
         commodity_name=item.name,
         commodities=_commodities(),
-        minerals_json=json.dumps(minerals),
-        sankey_json=json.dumps(sankey),
+        minerals_json=script_json(minerals),
+        sankey_json=script_json(sankey),
     )
 
 
@@ -269,7 +286,7 @@ def _mineral_page(commodity: str, year: int | None) -> str:
         year=year,
         commodities=_commodities(),
         figures=figures,
-        figures_json=json.dumps(figures),
+        figures_json=script_json(figures),
     )
 
 
@@ -295,6 +312,6 @@ async def agreements_page(
         today=today.isoformat(),
         bloc=bloc,
         year=year,
-        deadlines_json=due.to_json(orient="records"),
-        coverage_json=cover[["commodity", "covered_share"]].to_json(orient="records"),
+        deadlines_json=script_json(_records(due)),
+        coverage_json=script_json(_records(cover[["commodity", "covered_share"]])),
     )
