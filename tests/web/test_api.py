@@ -173,3 +173,22 @@ def test_security_headers_on_pages_answers_and_refusals(client):
         assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
         assert answer.headers["x-content-type-options"] == "nosniff"
         assert answer.headers["x-frame-options"] == "DENY"
+
+
+def test_a_defect_is_a_json_500_without_details(tmp_path, monkeypatch, caplog):
+    """An unexpected exception (a bug, not bad input) answers JSON, keeps the traceback and
+    its text (paths, data) in the server log, out of the answer."""
+    import critmin.web.app as web_app
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("/home/analyst/secret.csv")
+
+    monkeypatch.setattr(web_app, "dependence", broken)
+    app = create_app(registry_url=f"sqlite:///{tmp_path / 'r.sqlite'}", read_token_required=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/api/dependence", params={"importer": "DEU", "commodity": "REE"})
+    assert answer.status_code == 500
+    assert answer.json() == {"error": "internal error; the server log has the details"}
+    assert "secret.csv" not in answer.text
+    assert "secret.csv" in caplog.text
+    assert answer.headers["x-content-type-options"] == "nosniff"

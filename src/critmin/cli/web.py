@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import typer
 
-from critmin.cli.output import OutputFormat, console, emit
+from critmin.cli.output import OutputFormat, console, emit, error_console
 from critmin.registry.store import Registry
 from critmin.registry.tokens import create_token, list_tokens, revoke_token
 
@@ -21,6 +21,13 @@ def serve(
     import uvicorn
 
     console.print(f"critmin on http://{host}:{port}/ (API and OpenAPI: http://{host}:{port}/docs)")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        # See SECURITY.md: beyond this machine, reads are open and nothing is encrypted.
+        error_console.print(
+            f"note: {host} is reachable from other machines: reads are open to them unless "
+            "CRITMIN_WEB_READ_TOKEN=1, and traffic is not encrypted (put a TLS reverse proxy "
+            "in front); see SECURITY.md"
+        )
     uvicorn.run(
         "critmin.web.app:create_app",
         factory=True,

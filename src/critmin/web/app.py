@@ -4,6 +4,7 @@ agreements; OpenAPI at /docs. An interface: every answer comes from the Python A
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -35,6 +36,7 @@ from critmin.web.cache import Cached
 from critmin.web.jobs import TABLES, QueueFull, RunQueue
 from critmin.web.pages import router as pages_router
 
+log = logging.getLogger("critmin.web")
 MAX_BODY_BYTES = 1_000_000  # request-size limit
 # Run-size limits of scenario runs on the server (units of work: a market solve or an
 # ensemble draw; `critmin run` on one's own machine has only the study's own limits).
@@ -236,6 +238,16 @@ def create_app(
             for e in error.errors()
         ]
         return JSONResponse({"error": "; ".join(problems)}, 422)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, error: Exception):
+        # A defect: JSON like every other error, the details in the server's log only (a
+        # traceback can show paths and data the client has no business seeing).
+        # Starlette answers it outside every middleware, so the headers are added here.
+        log.error("%s %s failed", request.method, request.url.path, exc_info=error)
+        headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
+        message = "internal error; the server log has the details"
+        return JSONResponse({"error": message}, 500, headers=headers)
 
     readers = [Depends(require_reader)]
 
