@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from critmin.errors import InputError
+from critmin.errors import DataError, InputError
 from critmin.registry.records import RecordError
 from critmin.registry.store import Registry
 
@@ -181,3 +181,18 @@ def test_seed_data_loads_and_is_valid(tmp_path):
     records = registry.records()
     assert len(records) == len(json.loads(seed.read_text())["agreements"]) > 0
     assert all(r["source_url"] for r in records)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://analyst:s3cret-pw@127.0.0.1:1/critmin",  # nothing listens there
+        "postgresql+nosuchdriver://analyst:s3cret-pw@127.0.0.1/critmin",  # driver missing
+        "not a url s3cret-pw",  # unparsable: SQLAlchemy's message quotes it whole
+    ],
+)
+def test_errors_never_show_the_database_password(url):
+    with pytest.raises((InputError, DataError)) as raised:
+        Registry(url)
+    assert "s3cret-pw" not in str(raised.value)
+    assert "cannot" in str(raised.value)

@@ -14,8 +14,8 @@ from pathlib import Path
 import platformdirs
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, inspect, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine, create_engine, event, func, inspect, make_url, select
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from critmin.errors import DataError, InputError, NotFoundError
@@ -42,6 +42,14 @@ def default_url() -> str:
     return f"sqlite:///{folder / 'registry.sqlite'}"
 
 
+def shown_url(url: str) -> str:
+    """`url` as it may be printed: the password replaced by '***'."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "<a database URL that cannot be read>"
+
+
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60, "isolation_level": None})
@@ -64,7 +72,9 @@ def _engine(url: str) -> Engine:
     try:
         return create_engine(url, pool_pre_ping=True)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise InputError(f"cannot use database URL {url!r}: {exc}") from exc
+        # SQLAlchemy's own message quotes the whole URL, password included.
+        detail = "not a database URL" if isinstance(exc, ArgumentError) else str(exc)
+        raise InputError(f"cannot use database URL {shown_url(url)!r}: {detail}") from exc
 
 
 def _now() -> dt.datetime:
@@ -136,7 +146,7 @@ class Registry:
             self._migrate()
         except SQLAlchemyError as exc:
             raise DataError(
-                f"cannot open the registry at {self.url}: {exc.__class__.__name__}: "
+                f"cannot open the registry at {shown_url(self.url)}: {exc.__class__.__name__}: "
                 f"{str(exc).splitlines()[0]}"
             ) from exc
         if fresh and seed and SEED_FILE.is_file():
