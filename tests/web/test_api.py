@@ -120,10 +120,36 @@ def test_writes_need_a_valid_token(client):
     )
 
 
+READS = ["/api/dependence?importer=DEU&commodity=REE", "/api/dependence/world?commodity=REE",
+         "/api/trace?importer=DEU&commodity=REE", "/api/concentration/gallium",
+         "/api/risk?importer=EU&commodity=cobalt", "/api/agreements",
+         "/api/agreements/us-aus-framework-2025", "/api/runs", "/", "/builder",
+         "/country?importer=DEU", "/mineral?commodity=gallium", "/agreements"]  # fmt: skip
+
+
 def test_reads_can_be_closed_and_bodies_are_limited(tmp_path):
-    app = create_app(registry_url=f"sqlite:///{tmp_path / 'r.sqlite'}", read_token_required=True)
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    app = create_app(registry_url=url, read_token_required=True)
     with TestClient(app) as closed:
-        assert closed.get("/api/agreements").status_code == 401
+        # Every read, pages included (they show the same data), needs a token; the schema
+        # lists every API read, so a new one left open fails here.
+        schema_reads = {
+            path for path, methods in closed.get("/openapi.json").json()["paths"].items()
+            if "get" in methods
+        }  # fmt: skip
+        covered = {path.split("?")[0] for path in READS}
+        assert schema_reads - {"/api/health"} <= covered | {
+            "/api/concentration/{commodity}", "/api/agreements/{ident}", "/api/runs/{ident}",
+            "/api/runs/{ident}/tables/{table}",
+        }  # fmt: skip
+        for path in READS:
+            assert closed.get(path).status_code == 401, path
+        assert closed.get("/api/runs/" + "0" * 32).status_code == 401
+        secret = create_token(Registry(url), "reader")
+        with_token = {"Authorization": f"Bearer {secret}"}
+        for path in READS:
+            assert closed.get(path, headers=with_token).status_code == 200, path
+        assert closed.get("/api/health").status_code == 200  # for load balancers
         too_big = closed.post(
             "/api/shock", content=b"x" * 1_000_001, headers={"content-type": "application/json"}
         )

@@ -408,7 +408,9 @@ def create_app(
 
     app.state.registry = registry
     app.state.runs = runs
-    app.include_router(pages_router)
+    # The pages show what the read endpoints answer, so they close with them (a browser
+    # then needs a proxy that adds the token; see SECURITY.md).
+    app.include_router(pages_router, dependencies=readers)
 
     @app.get("/api/health", tags=["meta"])
     async def health() -> dict[str, str]:
