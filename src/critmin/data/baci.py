@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from critmin.data.catalog import user_data_dir
-from critmin.data.io import atomic_path, sha256_file
+from critmin.data.io import atomic_path, sha256_file, sweep_stale_temporaries
 from critmin.data.manifest import read_manifest, write_manifest
 from critmin.data.resolve import all_countries
 from critmin.data.schema import table_columns
@@ -272,6 +272,8 @@ def import_baci(
     target = Path(target_dir) if target_dir else user_data_dir()
     trade_dir = target / "trade"
     trade_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (target, trade_dir):  # what an import killed earlier left half written
+        sweep_stale_temporaries(folder)
     manifest = read_manifest(target)
     entry = manifest["tables"].get("trade", {})
     imports = list(entry.get("imports", []))
@@ -282,11 +284,21 @@ def import_baci(
         con.executemany("INSERT INTO concordance VALUES (?, ?)", _concordance())
         sql, params = _stage_sql(files, only_codes)
         digest = hashlib.sha256("|".join(sorted(p.name for p in files)).encode()).hexdigest()
-        with atomic_path(trade_dir / f"baci_{revision}_{digest[:12]}.parquet") as staged:
+        # Never write over a file the manifest lists (a re-import of the same files): until
+        # the new manifest is written, the listed file must keep the checksum it records.
+        listed, number = {i["file"] for i in imports}, 0
+        final = trade_dir / f"baci_{revision}_{digest[:12]}.parquet"
+        while final.name in listed:
+            number += 1
+            final = trade_dir / f"baci_{revision}_{digest[:12]}_{number}.parquet"
+        with atomic_path(final) as staged:
             say("stream CSV into Parquet")
             try:
                 con.execute(
-                    f"COPY ({sql}) TO '{staged.as_posix()}' (FORMAT parquet, COMPRESSION zstd)",
+                    # USE_TMP_FILE false: the staged name is already temporary, and DuckDB's
+                    # own extra temporary file would outlive a killed import.
+                    f"COPY ({sql}) TO '{staged.as_posix()}' "
+                    "(FORMAT parquet, COMPRESSION zstd, USE_TMP_FILE false)",
                     params,
                 )
             except duckdb.Error as exc:
@@ -319,7 +331,6 @@ def import_baci(
                     f"years {sorted(file_years)} overlap an earlier import ({names}); "
                     "pass --replace to replace it"
                 )
-        final = trade_dir / f"baci_{revision}_{digest[:12]}.parquet"
     finally:
         con.close()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import platformdirs
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, inspect, make_url, select
+from sqlalchemy import Engine, create_engine, event, func, make_url, select
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
@@ -98,6 +98,7 @@ def to_record(agreement: Agreement) -> dict:
         ],
         "milestones": [{f: getattr(m, f) for f in MILESTONE_FIELDS} for m in agreement.milestones],
         "source_url": agreement.source_url,
+        "sources": [s for s in (agreement.sources or "").split("\n") if s],
         "notes": agreement.notes,
         "archived": agreement.archived,
         "version": agreement.version,
@@ -117,6 +118,7 @@ def _apply(agreement: Agreement, record: dict) -> None:
     ):
         setattr(agreement, field, record.get(field))
     agreement.minerals = "|".join(record.get("minerals") or [])
+    agreement.sources = "\n".join(record.get("sources") or [])
     agreement.parties = [
         Party(
             position=i,
@@ -142,15 +144,23 @@ class Registry:
         self.url = url or default_url()
         self.engine = _engine(self.url)
         try:
-            fresh = not inspect(self.engine).has_table("agreement")
             self._migrate()
+            # Seeded while nothing was ever written (nothing is deleted, so no audit entry
+            # means never written): a first start killed between the migration and the seed
+            # seeds on the next start instead of leaving an empty registry for good.
+            unwritten = self.audit_count() == 0
         except SQLAlchemyError as exc:
             raise DataError(
                 f"cannot open the registry at {shown_url(self.url)}: {exc.__class__.__name__}: "
                 f"{str(exc).splitlines()[0]}"
             ) from exc
-        if fresh and seed and SEED_FILE.is_file():
-            self.import_records(json.loads(SEED_FILE.read_text("utf-8"))["agreements"], "seed")
+        if unwritten and seed and SEED_FILE.is_file():
+            try:
+                self.import_records(json.loads(SEED_FILE.read_text("utf-8"))["agreements"], "seed")
+            except RecordError as exc:
+                # Another process seeding the same new registry at the same time got there first.
+                if not all("already exists" in problem for problem in exc.problems):
+                    raise
 
     def _migrate(self) -> None:
         config = Config()

@@ -12,7 +12,7 @@ import pandas as pd
 
 from critmin.data import commodity as resolve_commodity
 from critmin.data import manifests
-from critmin.data.io import atomic_path, write_json_atomic
+from critmin.data.io import atomic_path, sweep_stale_temporaries, write_json_atomic
 from critmin.market import (
     Ban,
     Calibration,
@@ -248,6 +248,10 @@ def write_results(
     """Parquet tables (one row set per commodity) and summary.json, each written to a
     temporary name and renamed; summary.json last, so its presence means a complete run."""
     out.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temporaries(out)  # what a run killed earlier left half written
+    # An earlier run's summary goes before any of its tables is replaced: a run stopped
+    # half way must not leave that summary describing a mix of two runs' tables.
+    (out / "summary.json").unlink(missing_ok=True)
     tables: dict[str, pd.DataFrame] = {}
     for name in ("markets", "prices", "flows"):
         if name in study.outputs:
