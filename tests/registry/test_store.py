@@ -36,6 +36,8 @@ def record(ident: str = "us-aus-2025", **changes) -> dict:
         ],
         "milestones": [{"title": "first projects", "planned": "2026-04", "status": "planned"}],
         "source_url": "https://example.org/source",
+        "sources": ["https://example.org/press-release", "Reuters, 20 October 2025"],
+        "notes": "Signed at the White House.",
     }
     base.update(changes)
     return base
@@ -67,6 +69,14 @@ def test_round_trip_keeps_every_field(db_url):
     written = registry.add(record(), "alice")
     again = registry.get("us-aus-2025")
     assert again == written
+    # Every field given comes back as given, nested ones filled with None where not given
+    # (`sources` was once validated and then dropped).
+    for field, given in record().items():
+        if field in ("commitments", "milestones"):
+            assert [{k: item[k] for k in first} for item, first in zip(
+                again[field], given, strict=True)] == given, field  # fmt: skip
+        else:
+            assert again[field] == given, field
     assert again["commitments"][0]["tonnes_per_year"] == 1000.0
     assert again["parties"][1] == {"party": "AUS", "lead_agency": None}
 
@@ -196,3 +206,31 @@ def test_errors_never_show_the_database_password(url):
         Registry(url)
     assert "s3cret-pw" not in str(raised.value)
     assert "cannot" in str(raised.value)
+
+
+def test_upgrade_from_the_previous_schema_keeps_the_agreements(tmp_path):
+    """A registry made before `sources` was stored (schema 0002) is upgraded in place on
+    open: its agreements read back unchanged, with no sources, and new ones keep theirs."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from critmin.registry.store import MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+        connection.execute(sa.text(
+            "INSERT INTO agreement (id, title, kind, status, minerals, archived, version,"
+            " updated_at) VALUES ('old-mou', 'Old MoU', 'memorandum', 'signed', 'graphite',"
+            " 0, 1, '2025-01-01 00:00:00')"
+        ))  # fmt: skip
+    engine.dispose()
+    registry = Registry(url, seed=False)
+    old = registry.get("old-mou")
+    assert (old["title"], old["minerals"], old["sources"]) == ("Old MoU", ["graphite"], [])
+    assert registry.add(record(), "alice")["sources"] == record()["sources"]

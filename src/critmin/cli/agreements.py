@@ -108,6 +108,8 @@ def show(ident: str = typer.Argument(...), fmt: OutputFormat = FORMAT) -> None:
         f"{record['status']}; signed {record['signed'] or '–'})"
     )
     console.print(f"source: {record['source_url'] or '–'}", markup=False)
+    for source in record["sources"]:
+        console.print(f"  also: {source}", markup=False)
     if record["notes"]:
         console.print(record["notes"], markup=False)
     for name in ("parties", "commitments", "milestones"):
@@ -260,7 +262,7 @@ def export(
         buffer = io.StringIO()
         writer = csv.DictWriter(
             buffer,
-            fieldnames=[*AGREEMENT_FIELDS[:-2], "notes"],
+            fieldnames=list(AGREEMENT_FIELDS),
             extrasaction="ignore",
             lineterminator="\n",
         )

@@ -44,6 +44,7 @@ class Agreement(Base):
     source_url: Mapped[str | None] = mapped_column(Text)
     notes: Mapped[str | None] = mapped_column(Text)
     minerals: Mapped[str] = mapped_column(Text, default="")  # '|'-joined commodity ids
+    sources: Mapped[str] = mapped_column(Text, default="", server_default="")  # one per line
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

@@ -44,6 +44,8 @@ MILESTONE_FIELDS = ("title", "planned", "actual", "status")
 # the database (PostgreSQL fails the write, SQLite would keep it).
 TITLE_CHARS = 300
 PARTY_CHARS = 120
+SOURCE_CHARS = 2000  # one URL or citation
+MAX_SOURCES = 50
 
 
 class RecordError(CritminError):
@@ -160,11 +162,19 @@ def record_problems(record: object) -> list[str]:
             if problem:
                 problems.append(problem)
     lists = {}
-    for field in ("minerals", "commitments", "milestones"):
+    for field in ("minerals", "commitments", "milestones", "sources"):
         lists[field] = record.get(field) or []
         if not isinstance(lists[field], list):
             problems.append(f"{field} must be a list, not {type(lists[field]).__name__}")
             lists[field] = []
+    if len(lists["sources"]) > MAX_SOURCES:
+        problems.append(f"sources has {len(lists['sources'])} entries; at most {MAX_SOURCES}")
+    for number, source in enumerate(lists["sources"][:MAX_SOURCES], start=1):
+        problem = text_problem(f"source {number}", source, SOURCE_CHARS)
+        if not problem and (not source.strip() or "\n" in source or "\r" in source):
+            problem = f"source {number} must be one non-empty line (a URL or a citation)"
+        if problem:
+            problems.append(problem)
     for mineral in lists["minerals"]:
         if not isinstance(mineral, str):
             problems.append(f"mineral {mineral!r} must be a commodity id")
