@@ -200,8 +200,7 @@ def registry_at(db: Path, seed: bool = False) -> Iterator[Registry]:
 
 def agreement(ident: str, number: int) -> dict[str, Any]:
     """A valid agreement: seed record `number` (cycled) under a new id, written with every
-    field the registry gives back, so that what is stored must equal what was sent
-    ('sources' is left out: the registry accepts it but does not store it)."""
+    field the registry gives back, so that what is stored must equal what was sent."""
     base = SEED_RECORDS[number % len(SEED_RECORDS)]
     plain = ("kind", "status", "signed", "effective", "expiry", "source_url", "notes")
     return {
@@ -221,6 +220,7 @@ def agreement(ident: str, number: int) -> dict[str, Any]:
         "milestones": [
             {f: m.get(f) for f in MILESTONE_FIELDS} for m in base.get("milestones") or []
         ],
+        "sources": list(base.get("sources") or []),
     }
 
 
