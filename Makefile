@@ -64,9 +64,13 @@ test: $(STAMP) $(GEOPOLRISK_WHEEL) lint browser audit
 
 # The long hardening runs (issue 10): load on loopback (200 reads/s for 60 s with scenario
 # runs going on), long fuzzing of the API and the file parsers, repeated crash tests.
+# About 25 minutes on 2 cores; the registry fuzzing runs on PostgreSQL too.
 stress: $(STAMP) browser
 	$(BIN)/python benchmarks/load_test.py --rate 200 --seconds 60
-	CRITMIN_STRESS=1 HYPOTHESIS_PROFILE=explore $(BIN)/pytest -q tests/fuzz tests/crash
+	@url=$$(scripts/pg_test_server.sh start $(PG_DIR) auto) || { echo "PostgreSQL did not start"; exit 1; }; \
+	CRITMIN_TEST_PG_URL=$$url CRITMIN_STRESS=1 HYPOTHESIS_PROFILE=explore \
+	  $(BIN)/pytest -q tests/fuzz tests/crash; status=$$?; \
+	scripts/pg_test_server.sh stop $(PG_DIR); exit $$status
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/baci_import.py

@@ -408,6 +408,10 @@ REGISTRY_REGRESSIONS = {
         "milestones", [{"title": "x", "status": "planned", "planned": "2026-02-31"}]
     ),
     "signed-year-zero": _seed_with("signed", "0000"),
+    # Sources that are not one line of text: AttributeError (None), or stored and lost.
+    "sources-none": _seed_with("sources", [None]),
+    "sources-text": _seed_with("sources", "https://example.org"),
+    "sources-two-lines": _seed_with("sources", ["https://a.org\nhttps://b.org"]),
     # An integer too large for a float: OverflowError when the database driver bound it.
     "tonnes-huge-integer": _seed_with("tonnes_per_year", 10**400, "commitments"),
 }

@@ -208,3 +208,20 @@ def test_small_countries_merge_into_the_rest_of_the_world():
         merged, Scenario("ban", bans=(Ban("CHN"),)), resolve_parameters(merged.countries)
     )
     assert result.summary["max_residual"] < 1e-10
+
+
+@pytest.mark.parametrize(
+    ("scenario", "message"),
+    [
+        (Scenario("huge", releases=(Release("VVV", 1e30),)), "stockpile release to VVV (t)"),
+        (Scenario("huge", capacity={"BBB": 1e300}), "capacity of BBB must be in [1, 1000]"),
+    ],
+)
+def test_implausibly_large_releases_and_capacities_are_refused(two_sources, scenario, message):
+    """Found by fuzzing: a 1e308-tonne release overflowed to an infinite stock in the solve."""
+    import re
+
+    from critmin.errors import InputError
+
+    with pytest.raises(InputError, match=re.escape(message)):
+        simulate(two_sources, scenario, params(two_sources))

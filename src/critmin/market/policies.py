@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from critmin.data.baci import MAX_QTY_T
 from critmin.errors import InputError
 from critmin.market.calibration import Calibration
 
@@ -122,6 +123,9 @@ class PolicyArrays:
     bloc: tuple[str, ...] = ()
     members: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
+
+
+MAX_CAPACITY_RATIO = 1000.0  # a thousandfold capacity: beyond any expansion studied
 
 
 def _fraction(name: str, value: float, low: float, high: float | None = None) -> float:
@@ -260,13 +264,14 @@ def compile_scenario(cal: Calibration, scenario: Scenario) -> PolicyArrays:
 
     absorption_t = cal.absorption_t()
     for item in scenario.releases:
-        tonnes = _fraction(f"stockpile release to {item.member}", item.tonnes, 0.0)
+        # Bounded like a BACI flow (1e10 t): more is a unit error, and overflows the solve.
+        tonnes = _fraction(f"stockpile release to {item.member} (t)", item.tonnes, 0.0, MAX_QTY_T)
         v = cal.index(item.member)
         if absorption_t[v] <= 0:
             raise InputError(f"{item.member} consumes no {cal.commodity}; nothing to release into")
         stock[v] += tonnes * cal.absorption_kusd()[v] / absorption_t[v]
     for code, cap in (scenario.capacity or {}).items():
-        ratio = _fraction(f"capacity of {code}", cap, 1.0)
+        ratio = _fraction(f"capacity of {code}", cap, 1.0, MAX_CAPACITY_RATIO)
         capacity[cal.index(code)] = ratio
 
     bloc = tuple(scenario.bloc) or members

@@ -171,7 +171,9 @@ def record_problems(record: object) -> list[str]:
         problems.append(f"sources has {len(lists['sources'])} entries; at most {MAX_SOURCES}")
     for number, source in enumerate(lists["sources"][:MAX_SOURCES], start=1):
         problem = text_problem(f"source {number}", source, SOURCE_CHARS)
-        if not problem and (not source.strip() or "\n" in source or "\r" in source):
+        if not problem and (
+            source is None or not source.strip() or "\n" in source or "\r" in source
+        ):
             problem = f"source {number} must be one non-empty line (a URL or a citation)"
         if problem:
             problems.append(problem)
