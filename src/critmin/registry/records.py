@@ -92,12 +92,17 @@ def text_problem(label: str, value: object, limit: int | None = None) -> str | N
     return None
 
 
+def _add(problems: list[str], problem: str | None, where: str = "") -> None:
+    """Append `problem` (prefixed with `where`) when there is one."""
+    if problem:
+        problems.append(f"{where}: {problem}" if where else problem)
+
+
 def party_problem(party: object) -> str | None:
     """None if `party` is an ISO3 country, 'EU' or 'company:Name'."""
     if not isinstance(party, str) or not party.strip():
         return f"party {party!r} is empty"
-    problem = text_problem("party", party, PARTY_CHARS)
-    if problem:
+    if problem := text_problem("party", party, PARTY_CHARS):
         return problem
     if party == "EU" or party.startswith("company:"):
         return None
@@ -132,15 +137,12 @@ def record_problems(record: object) -> list[str]:
     ident = record.get("id")
     if not isinstance(ident, str) or not _ID.fullmatch(ident):
         problems.append(f"id {ident!r} must be a lowercase slug (a-z, 0-9, . _ -)")
-    texts = [("source_url", None), ("notes", None)]
-    if isinstance(record.get("title"), str) and record["title"].strip():
-        texts.insert(0, ("title", TITLE_CHARS))
-    else:
+    if not isinstance(record.get("title"), str) or not record["title"].strip():
         problems.append("title is required")
-    for field, limit in texts:
-        problem = text_problem(field, record.get(field), limit)
-        if problem:
-            problems.append(problem)
+    else:
+        _add(problems, text_problem("title", record["title"], TITLE_CHARS))
+    _add(problems, text_problem("source_url", record.get("source_url")))
+    _add(problems, text_problem("notes", record.get("notes")))
     if record.get("kind") not in KINDS:
         problems.append(f"kind {record.get('kind')!r} is not one of {', '.join(KINDS)}")
     if record.get("status") not in STATUSES:
@@ -158,9 +160,7 @@ def record_problems(record: object) -> list[str]:
         if problem:
             problems.append(problem)
         if isinstance(party, dict):
-            problem = text_problem("lead_agency", party.get("lead_agency"), TITLE_CHARS)
-            if problem:
-                problems.append(problem)
+            _add(problems, text_problem("lead_agency", party.get("lead_agency"), TITLE_CHARS))
     lists = {}
     for field in ("minerals", "commitments", "milestones", "sources"):
         lists[field] = record.get(field) or []
@@ -170,13 +170,10 @@ def record_problems(record: object) -> list[str]:
     if len(lists["sources"]) > MAX_SOURCES:
         problems.append(f"sources has {len(lists['sources'])} entries; at most {MAX_SOURCES}")
     for number, source in enumerate(lists["sources"][:MAX_SOURCES], start=1):
-        problem = text_problem(f"source {number}", source, SOURCE_CHARS)
-        if not problem and (
-            source is None or not source.strip() or "\n" in source or "\r" in source
-        ):
-            problem = f"source {number} must be one non-empty line (a URL or a citation)"
-        if problem:
-            problems.append(problem)
+        if not isinstance(source, str) or not source.strip() or "\n" in source or "\r" in source:
+            problems.append(f"source {number} must be one non-empty line (a URL or a citation)")
+        else:
+            _add(problems, text_problem(f"source {number}", source, SOURCE_CHARS))
     for mineral in lists["minerals"]:
         if not isinstance(mineral, str):
             problems.append(f"mineral {mineral!r} must be a commodity id")
@@ -198,9 +195,7 @@ def record_problems(record: object) -> list[str]:
                 commodity(item["mineral"])
             except CritminError as exc:
                 problems.append(f"{where}: {exc}")
-        problem = text_problem("note", item.get("note"))
-        if problem:
-            problems.append(f"{where}: {problem}")
+        _add(problems, text_problem("note", item.get("note")), where)
         for side in ("supplier", "recipient"):
             if item.get(side) is not None and party_problem(item[side]):
                 problems.append(f"{where}: {party_problem(item[side])}")
@@ -216,9 +211,7 @@ def record_problems(record: object) -> list[str]:
         if not isinstance(item, dict) or not item.get("title"):
             problems.append(f"{where} needs a title")
             continue
-        problem = text_problem("title", item["title"], TITLE_CHARS)
-        if problem:
-            problems.append(f"{where}: {problem}")
+        _add(problems, text_problem("title", item["title"], TITLE_CHARS), where)
         if item.get("status") not in MILESTONE_STATUSES:
             problems.append(
                 f"{where}: status {item.get('status')!r} is not one of "

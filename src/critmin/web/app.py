@@ -11,8 +11,6 @@ from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-import numpy as np
-import pandas as pd
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -33,6 +31,7 @@ from critmin.registry.tokens import token_holder
 from critmin.scenarios.runner import prepare_study, study_work
 from critmin.scenarios.schema import Study, check_size, parse_yaml, validate_study
 from critmin.web.cache import Cached
+from critmin.web.encode import plain_records
 from critmin.web.jobs import TABLES, QueueFull, RunQueue
 from critmin.web.pages import router as pages_router
 
@@ -42,13 +41,6 @@ MAX_BODY_BYTES = 1_000_000  # request-size limit
 # ensemble draw; `critmin run` on one's own machine has only the study's own limits).
 MAX_RUN_WORK = int(os.environ.get("CRITMIN_WEB_MAX_RUN_WORK", "20000"))
 MAX_RUN_COMMODITIES = 10
-
-
-def _plain(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    text = frame.replace({np.nan: None}).to_json(
-        orient="records", default_handler=str, double_precision=15
-    )
-    return json.loads(text)
 
 
 class BodyTooLarge(CritminError):
@@ -88,7 +80,7 @@ class BodyLimit:
 
 
 # Pages and answers may only run this server's own scripts (inline ones are the pages' own;
-# their data is escaped by pages.script_json), may not be framed (clickjacking), and are not
+# their data is escaped by encode.script_json), may not be framed (clickjacking), and are not
 # sniffed into another type. OWASP Secure Headers Project.
 SECURITY_HEADERS = [
     (
@@ -255,7 +247,7 @@ def create_app(
     def _dependence(
         importer: str, commodity: str | None, year: int | None, supplier: str, basis: str
     ):
-        return _plain(
+        return plain_records(
             dependence(importer, commodity, year=year, supplier=supplier, basis=basis).drop(
                 columns=["suppliers"]
             )
@@ -274,7 +266,7 @@ def create_app(
 
     @Cached
     def _world(commodity: str, year: int | None, supplier: str, basis: str):
-        return _plain(world_dependence(commodity, year, supplier, basis))
+        return plain_records(world_dependence(commodity, year, supplier, basis))
 
     @app.get("/api/dependence/world", dependencies=readers, tags=["dependence"])
     async def get_world_dependence(
@@ -289,18 +281,18 @@ def create_app(
     @Cached
     def _trace(importer: str, commodity: str, year: int | None):
         origins, carried = trace(importer, commodity, year)
-        return {"origins": _plain(origins), "intermediaries": _plain(carried)}
+        return {"origins": plain_records(origins), "intermediaries": plain_records(carried)}
 
     @Cached
     def _concentration(commodity: str, year: int | None):
         item = resolve_commodity(commodity)
         table, hhi = world_concentration(item.id, resolve_year(year))
         indices = {k: None if v != v else v for k, v in hhi.items()}  # NaN: no data that year
-        return {"commodity": item.id, **indices, "countries": _plain(table)}
+        return {"commodity": item.id, **indices, "countries": plain_records(table)}
 
     @Cached
     def _risk(importer: str | None, commodity: str | None, year: int | None, method: str):
-        return _plain(risk(importer, commodity, year, method))
+        return plain_records(risk(importer, commodity, year, method))
 
     @app.get("/api/trace", dependencies=readers, tags=["dependence"])
     async def get_trace(
@@ -387,7 +379,7 @@ def create_app(
         ident: Annotated[str, Path(max_length=64)], table: Literal[TABLES]
     ) -> list[dict[str, Any]]:
         """One result table of a finished run (markets, prices, flows or ensemble)."""
-        return _plain(await run_in_threadpool(runs.table, ident, table))
+        return plain_records(await run_in_threadpool(runs.table, ident, table))
 
     @app.get("/api/agreements", dependencies=readers, tags=["agreements"])
     async def list_agreements() -> list[dict[str, Any]]:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from functools import lru_cache
 from importlib.resources import files
 from typing import Annotated
 
-import pandas as pd
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -25,27 +23,12 @@ from critmin.registry.coverage import coverage
 from critmin.registry.deadlines import deadlines, period_end
 from critmin.registry.models import KINDS, STATUSES
 from critmin.web.cache import cached_html
+from critmin.web.encode import plain_records, script_json
 
 router = APIRouter(include_in_schema=False)
 templates = Environment(
     loader=PackageLoader("critmin.web", "templates"), autoescape=select_autoescape(["html"])
 )
-
-
-_SCRIPT_UNSAFE = str.maketrans(
-    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-)
-
-
-def script_json(value: object) -> str:
-    """`value` as JSON that is safe inside a <script> element: no '<', '>' or '&' (so no
-    text a user wrote, such as an agreement title, can close the element or open a comment),
-    the same value once parsed. OWASP XSS Prevention Cheat Sheet, rule 3.1."""
-    return json.dumps(value).translate(_SCRIPT_UNSAFE)
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return json.loads(frame.to_json(orient="records"))
 
 
 @lru_cache(maxsize=1)
@@ -312,6 +295,6 @@ async def agreements_page(
         today=today.isoformat(),
         bloc=bloc,
         year=year,
-        deadlines_json=script_json(_records(due)),
-        coverage_json=script_json(_records(cover[["commodity", "covered_share"]])),
+        deadlines_json=script_json(plain_records(due)),
+        coverage_json=script_json(plain_records(cover[["commodity", "covered_share"]])),
     )
