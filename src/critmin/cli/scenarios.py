@@ -19,7 +19,7 @@ from critmin.market.api import resolve_countries
 from critmin.market.parameters import check_horizon, parse_overrides
 from critmin.metrics.dependence import resolve_year
 from critmin.scenarios.coalition import best_coalition, coalition_problem, shapley
-from critmin.scenarios.ensemble import MAX_DRAWS, run_ensemble
+from critmin.scenarios.ensemble import HARD_MAX_DRAWS, MAX_DRAWS, run_ensemble
 from critmin.scenarios.execution import executor
 from critmin.scenarios.hazard import HazardModel
 from critmin.scenarios.runner import run_study, study_work
@@ -107,6 +107,11 @@ def ensemble(
 ) -> None:
     """Distribution of shortfalls under random export restrictions (p5/p50/p95, CVaR 95 %)."""
     check_horizon(horizon)
+    if max_draws > HARD_MAX_DRAWS:
+        raise InputError(
+            f"--max-draws {max_draws:,} exceeds the hard maximum of {HARD_MAX_DRAWS:,} draws "
+            "(about 250 MB of results); split the study into several seeds"
+        )
     if draws > max_draws:
         raise InputError(
             f"--draws {draws:,} exceeds --max-draws {max_draws:,}; raise it if you mean it"

@@ -65,6 +65,18 @@ def coalition_problem(
         raise InputError(f"{', '.join(sorted(overlap))} is in the core and among the candidates")
     if not candidates:
         raise InputError("no candidates to choose from")
+    if supplier in candidates:  # the supplier at risk cannot secure supply against itself
+        raise InputError(
+            f"{supplier} is the supplier at risk; it cannot be a candidate partner against "
+            "itself (drop it from the candidates)"
+        )
+    if supplier in core_set:
+        raise InputError(f"{supplier} is the supplier at risk; it cannot be in the core")
+    commodities = tuple(commodities)
+    if not commodities:
+        raise InputError("the basket names no commodity (e.g. --commodities rare_earths)")
+    if len(set(commodities)) != len(commodities):
+        raise InputError(f"a commodity is named twice in the basket {', '.join(commodities)}")
     tonnes, values = commodity_flows(year, "qty"), commodity_flows(year, "value")
     need, weight, supply = [], [], []
     for name in commodities:

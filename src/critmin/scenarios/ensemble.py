@@ -26,6 +26,9 @@ from critmin.scenarios.hazard import HazardModel
 
 CHUNK = 64
 MAX_DRAWS = 100_000  # default resource limit; raise it explicitly for bigger runs
+# No configuration goes beyond this: a draw holds about 250 bytes of results (10 M draws
+# reached 2.5 GB), so 1 M draws stay near 250 MB on an analyst's laptop.
+HARD_MAX_DRAWS = 1_000_000
 
 
 @dataclass
@@ -245,6 +248,11 @@ def run_ensemble(
     `executor(function, argument_lists)` maps `solve_chunk` over chunks (default: in
     process); `progress(n)` is called with the number of draws finished.
     """
+    if int(max_draws) > HARD_MAX_DRAWS:
+        raise InputError(
+            f"max_draws {max_draws:,} exceeds the hard maximum of {HARD_MAX_DRAWS:,} draws "
+            "(about 250 MB of results); split the study into several seeds"
+        )
     if not 1 <= int(draws) <= max_draws:
         raise InputError(
             f"draws must be between 1 and {max_draws:,} (the configured limit; raise it "

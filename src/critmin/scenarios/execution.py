@@ -4,9 +4,16 @@ processes, or on an existing Dask cluster by address. Same chunks, same order, s
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 
 from critmin.errors import InputError
+
+
+def max_workers() -> int:
+    """The most local worker processes allowed: twice the cores (each holds a calibration
+    and its chunk of results; more only adds memory and context switches)."""
+    return 2 * (os.cpu_count() or 1)
 
 
 def _single_thread_blas() -> None:
@@ -46,15 +53,22 @@ def executor(workers: int = 1, address: str | None = None) -> Iterator[Callable 
     of `workers` processes, or the cluster at `address` (tcp://HOST:PORT)."""
     if workers < 1:
         raise InputError(f"workers must be at least 1, got {workers}")
+    if workers > max_workers():
+        raise InputError(
+            f"--workers {workers}: at most {max_workers()} on this machine "
+            f"({os.cpu_count() or 1} cores × 2); each worker is a process with its own memory"
+        )
     if address is None and workers == 1:
         yield None
         return
     from distributed import Client, LocalCluster
 
     if address is not None:
+        if not isinstance(address, str) or not address.strip() or " " in address:
+            raise InputError(f"--dask {address!r}: give a scheduler address tcp://HOST:PORT")
         try:
             client = Client(address, timeout="10s")
-        except OSError as error:
+        except (OSError, ValueError, TypeError) as error:
             raise InputError(f"cannot reach the Dask scheduler at {address}: {error}") from None
         with client:
             yield _dask_map(client)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,12 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from critmin.data import commodity as resolve_commodity
 from critmin.data import countries_of
+from critmin.data.io import read_user_bytes
 from critmin.errors import CritminError, InputError
 from critmin.market.parameters import check_overrides
 from critmin.metrics.dependence import trade_years
+from critmin.scenarios.ensemble import HARD_MAX_DRAWS  # no configuration goes beyond it
 
 Countries = str | list[str]
-HARD_MAX_DRAWS = 10_000_000  # no configuration may go beyond this
 MAX_FILE_BYTES = 1_000_000  # scenario files are a few kilobytes
 MAX_VALUES = 20_000  # a study has a few hundred values; YAML aliases can expand to billions
 
@@ -274,14 +276,18 @@ def read_study_file(path: Path, chain: tuple[Path, ...] = ()) -> dict:
         cycle = " → ".join(p.name for p in (*chain, path))
         raise InputError(f"extends cycle: {cycle}")
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
+        info = path.stat()
+        if stat.S_ISREG(info.st_mode) and info.st_size > MAX_FILE_BYTES:
             raise InputError(
-                f"{path.name}: {path.stat().st_size:,} bytes; scenario files are limited to "
+                f"{path.name}: {info.st_size:,} bytes; scenario files are limited to "
                 f"{MAX_FILE_BYTES:,} (they are a few kilobytes)"
             )
-        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise InputError(f"cannot read scenario file {path}: {error.strerror}") from None
+    # Regular files only (no device, FIFO), read to the byte bound whatever the size says.
+    data = read_user_bytes(path, MAX_FILE_BYTES, "scenario file")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{path.name}: not UTF-8 text; save the file as UTF-8") from None
     data = parse_yaml(text, path.name)
