@@ -2,27 +2,73 @@
 
 import critmin as cm
 cm.production(commodity="gallium", year=2024)
+
+Importing critmin only defines names: each public function is loaded from its module on
+first use (module `__getattr__`), so `import critmin` and `critmin --help` stay quick and
+do not import pandas, DuckDB, SciPy, SQLAlchemy or FastAPI.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-from critmin.data import (
-    commodity,
-    countries_of,
-    country,
-    governance,
-    group,
-    production,
-    trade,
-)
+from importlib import import_module
+from typing import TYPE_CHECKING
+
 from critmin.errors import CritminError, DataError, InputError, SolverError
-from critmin.market.api import shock, zone
-from critmin.metrics import dependence, production_shares, trace
 
-try:
-    __version__ = version("critmin")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0"
+if TYPE_CHECKING:  # for type checkers and editors; at run time `__getattr__` loads them
+    from critmin.data import (
+        commodity,
+        countries_of,
+        country,
+        governance,
+        group,
+        production,
+        trade,
+    )
+    from critmin.market.api import shock, zone
+    from critmin.metrics import dependence, production_shares, trace
+
+# public name -> the module that defines it
+_LAZY = {
+    "commodity": "critmin.data",
+    "countries_of": "critmin.data",
+    "country": "critmin.data",
+    "governance": "critmin.data",
+    "group": "critmin.data",
+    "production": "critmin.data",
+    "trade": "critmin.data",
+    "shock": "critmin.market.api",
+    "zone": "critmin.market.api",
+    "dependence": "critmin.metrics",
+    "production_shares": "critmin.metrics",
+    "trace": "critmin.metrics",
+}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("critmin")
+    except PackageNotFoundError:  # running from a source tree without installation
+        return "0.0.0"
+
+
+def __getattr__(name: str) -> object:
+    """Load a public function (or `__version__`) on first use and keep it."""
+    if name == "__version__":
+        value: object = _version()
+    elif name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'critmin' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | {"__version__"})
+
 
 __all__ = [
     "CritminError",

@@ -2,23 +2,140 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from difflib import get_close_matches
+from importlib import import_module
 
 import typer
+import typer.main
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
+from typer.models import CommandInfo
 
-from critmin import __version__
-from critmin.cli import agreements as agreement_commands
-from critmin.cli import brief as brief_commands
-from critmin.cli import data as data_commands
-from critmin.cli import dependence as dependence_commands
-from critmin.cli import market as market_commands
-from critmin.cli import overview as overview_commands
-from critmin.cli import risk as risk_commands
-from critmin.cli import scenarios as scenario_commands
-from critmin.cli import web as web_commands
-from critmin.cli.output import error_console
 from critmin.errors import CritminError
+
+# Each command is loaded from its module only when it runs (or its own --help is asked
+# for), so `critmin --help` and a mistyped command answer without importing the analytical
+# stack. Name -> ("module:attribute", the first paragraph of its help). The attribute is a
+# command function or a Typer sub-app; tests/test_startup.py checks each summary against
+# the command's own docstring.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "overview": (
+        "critmin.cli.overview:overview",
+        "Mine-production shares of the top three producers and of China, per mineral.",
+    ),
+    "dependence": (
+        "critmin.cli.dependence:dependence",
+        "Import reliance, supplier concentration and the supplier's direct and traced share.",
+    ),
+    "trace": (
+        "critmin.cli.dependence:trace",
+        "Direct vs traced origins of an importer's supply, and the partners that carry them.",
+    ),
+    "concentration": (
+        "critmin.cli.dependence:concentration",
+        "World supply concentration: mine-production shares and export-market shares.",
+    ),
+    "risk": (
+        "critmin.cli.risk:risk",
+        "Supply risk: GeoPolRisk score and characterisation factor, or EU supply risk.",
+    ),
+    "shock": (
+        "critmin.cli.market:shock",
+        "What an export ban or licence quota does to prices, flows, shortfalls and welfare.",
+    ),
+    "zone": (
+        "critmin.cli.market:zone",
+        "A preferential zone with reference-price floors: prices, supply, costs, dependence.",
+    ),
+    "backtest": (
+        "critmin.cli.market:backtest",
+        "Model a real export restriction from the year before it and compare with the data.",
+    ),
+    "run": (
+        "critmin.cli.scenarios:run",
+        "Run a study from a scenario file; results as Parquet plus a JSON summary.",
+    ),
+    "brief": (
+        "critmin.cli.brief:brief",
+        "Write the briefing: dependence, risk, a Chinese ban, the zone, stockpile, agreements.",
+    ),
+    "serve": ("critmin.cli.web:serve", "Serve the pages and the JSON API (OpenAPI at /docs)."),
+    "ensemble": (
+        "critmin.cli.scenarios:ensemble",
+        "Distribution of shortfalls under random export restrictions (p5/p50/p95, CVaR 95 %).",
+    ),
+    "coalition": (
+        "critmin.cli.scenarios:coalition",
+        "The k partners that best cover the core's imports from China (MILP), with Shapley "
+        "shares, checked with the market model (Chinese ban, zone of core + partners).",
+    ),
+    "stockpile": (
+        "critmin.cli.scenarios:stockpile",
+        "The smallest stockpile keeping the bloc's shortfall (or price) under a target.",
+    ),
+    "data": ("critmin.cli.data:app", "Inspect, check and import the dataset."),
+    "agreements": (
+        "critmin.cli.agreements:app",
+        "Agreements, commitments and deadlines (SQLite or PostgreSQL).",
+    ),
+    "tokens": ("critmin.cli.web:tokens", "Bearer tokens for the web API's write endpoints."),
+}
+
+
+def load_command(name: str) -> TyperCommand | TyperGroup:
+    """Import the module of command `name` and build its Click command."""
+    target, _ = COMMANDS[name]
+    module, attribute = target.split(":")
+    obj = getattr(import_module(module), attribute)
+    if isinstance(obj, typer.Typer):
+        command: TyperCommand | TyperGroup = typer.main.get_group(obj)
+    else:
+        command = typer.main.get_command_from_info(
+            CommandInfo(name=name, callback=obj),
+            pretty_exceptions_short=True,
+            rich_markup_mode="rich",
+        )
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """The top-level group: lists every command from `COMMANDS`, imports one when used."""
+
+    _listing = False  # True while the group's own help is drawn: summaries suffice
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return [*self.commands, *(n for n in COMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> TyperCommand | TyperGroup | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        if cmd_name not in COMMANDS:
+            return None
+        if self._listing:
+            return TyperCommand(cmd_name, help=COMMANDS[cmd_name][1])
+        self.commands[cmd_name] = load_command(cmd_name)
+        return self.commands[cmd_name]
+
+    def format_help(self, ctx: typer.Context, formatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]):
+        try:
+            return self._click_resolve_command(ctx, args)
+        except typer.TyperException as exc:  # a usage error: suggest close names, as Typer does
+            matches = get_close_matches(args[0], self.list_commands(ctx)) if args else []
+            if matches:
+                suggestions = ", ".join(f"{m!r}" for m in matches)
+                exc.message = f"{exc.message.rstrip('.')}. Did you mean {suggestions}?"
+            raise
+
 
 app = typer.Typer(
     name="critmin",
@@ -26,28 +143,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=LazyGroup,
 )
-app.add_typer(data_commands.app, name="data")
-app.add_typer(agreement_commands.app, name="agreements")
-app.command("overview")(overview_commands.overview)
-app.command("dependence")(dependence_commands.dependence)
-app.command("trace")(dependence_commands.trace)
-app.command("concentration")(dependence_commands.concentration)
-app.command("risk")(risk_commands.risk)
-app.command("shock")(market_commands.shock)
-app.command("zone")(market_commands.zone)
-app.command("backtest")(market_commands.backtest)
-app.command("run")(scenario_commands.run)
-app.command("brief")(brief_commands.brief)
-app.command("serve")(web_commands.serve)
-app.add_typer(web_commands.tokens, name="tokens")
-app.command("ensemble")(scenario_commands.ensemble)
-app.command("coalition")(scenario_commands.coalition)
-app.command("stockpile")(scenario_commands.stockpile)
 
 
 def _version(value: bool) -> None:
     if value:
+        from critmin import __version__
+
         typer.echo(f"critmin {__version__}")
         raise typer.Exit()
 
@@ -63,7 +166,33 @@ def main(
 
 def _error(message: str) -> None:
     """One line on stderr; the message is printed as written (no Rich markup in it)."""
-    error_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    from critmin.cli.output import error_console
+    from critmin.cli.sanitise import terminal_text
+
+    error_console.print(
+        f"[bold red]error:[/] {escape(terminal_text(message))}", highlight=False, soft_wrap=True
+    )
+
+
+def _output_failed(exc: OSError) -> int:
+    """One line for a failed write to standard output (a full disk or /dev/full, a closed
+    pipe) or another file-system error; stdout is pointed at /dev/null so that Python's
+    own flush at exit does not fail a second time with a traceback."""
+    import errno
+    import os
+
+    from critmin.data.io import os_problem
+
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    if exc.errno in (errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EIO) and not exc.filename:
+        _error(f"cannot write the output: {os_problem(exc)}")
+    else:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error(f"{where}{os_problem(exc)}")
+    return 1 if exc.errno == errno.EPIPE else 2
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -71,6 +200,9 @@ def run(argv: list[str] | None = None) -> int:
     stderr and exit with code 2."""
     try:
         code = app(args=argv, prog_name="critmin", standalone_mode=False)
+        sys.stdout.flush()  # a full stdout fails here, not at exit (issue 19)
+    except OSError as exc:  # BrokenPipeError included
+        return _output_failed(exc)
     except typer.TyperException as exc:  # Typer's own: a bad option, a missing argument, ...
         if type(exc).__name__ == "NoArgsIsHelpError":  # the help is printed already
             return exc.exit_code
@@ -82,6 +214,8 @@ def run(argv: list[str] | None = None) -> int:
         _error(str(exc))
         return exc.exit_code
     except (KeyboardInterrupt, typer.Abort):
+        from critmin.cli.output import error_console
+
         error_console.print("interrupted")
         return 130
     except SystemExit as exc:
