@@ -8,13 +8,12 @@ import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 console = Console()
 error_console = Console(stderr=True)
@@ -29,6 +28,9 @@ class OutputFormat(enum.StrEnum):
 
 
 def _plain(value: object) -> object:
+    import numpy as np
+    import pandas as pd
+
     if isinstance(value, np.ndarray | list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, np.integer):
@@ -64,6 +66,11 @@ def emit(
 
     `table_columns` narrows what the terminal table shows; CSV and JSON keep every column.
     """
+    import numpy as np
+    import pandas as pd
+    from rich.table import Table
+    from rich.text import Text
+
     if fmt is OutputFormat.csv:
         out = frame.copy()
         for column in out.columns:
@@ -109,6 +116,8 @@ def _deep_plain(value: object) -> object:
 @contextmanager
 def stages(total: int, description: str) -> Iterator[Callable[[str], None]]:
     """A progress bar over named stages (on stderr, so piped output stays clean)."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     with Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
