@@ -28,6 +28,7 @@ PARQUET_TABLES = (
     "governance_geopolrisk",
     "commodities",
     "countries",
+    "stage_trade",
 )
 
 
@@ -128,19 +129,29 @@ def _close_database() -> None:
             _database.pop().close()
 
 
-def query(sql: str, params: list | None = None) -> pd.DataFrame:
+def query(
+    sql: str, params: list | None = None, frames: dict[str, pd.DataFrame] | None = None
+) -> pd.DataFrame:
     """Run a DuckDB query into pandas; `{trade}`, `{production}` ... name the tables.
 
-    Only those table tokens are substituted; user values must go through `params`.
+    Only those table tokens are substituted; user values must go through `params`. `frames`
+    names pandas DataFrames the query reads as views (registered on this thread's cursor for
+    the query only).
     """
     for name in PARQUET_TABLES:
         token = "{" + name + "}"
         if token in sql:
             sql = sql.replace(token, table_source(name).sql())
+    con = connection()
     try:
-        return connection().execute(sql, params or []).df()
+        for view, frame in (frames or {}).items():
+            con.register(view, frame)
+        return con.execute(sql, params or []).df()
     except duckdb.Error as exc:
         raise DataError(f"query failed: {exc}") from exc
+    finally:
+        for view in frames or {}:
+            con.unregister(view)
 
 
 def manifests() -> dict[str, dict]:

@@ -1,0 +1,211 @@
+"""The material balances of a year: per country × mineral × stage, production, imports and exports
+by partner and apparent consumption — built once per (year, basis) and read by every metric.
+
+Basis `content` (default): tonnes of the stage's content unit (metal, oxide, REO ...; see
+supply_stages.csv), gross trade tonnes × content factor × shared-code share. `gross`: gross tonnes
+of trade; production has no gross figure, so it is left out (status `no_production_data`).
+`value`: thousand USD; production is valued at the stage's world unit value of the year
+(Σ value / Σ content over its flows).
+
+Apparent consumption (USGS Mineral Commodity Summaries, appendix: "apparent consumption =
+production + imports − exports"; stock changes are not in the data) is computed within one
+stage only. Stages with no open production series (`none` in supply_stages.csv) take the least
+production the trade implies, max(0, exports − imports), and say so in `production_status`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from critmin.data import user_data_dir
+from critmin.data.quality import correct_quantities
+from critmin.data.stages import (
+    STAGES,
+    stage_production,
+    stage_trade_rows,
+    supply_chain,
+    supply_stages,
+)
+from critmin.errors import InputError
+
+STAGE_BASES = ("content", "gross", "value")
+KEYS = ["mineral", "stage"]
+
+
+def check_stage_basis(basis: str) -> str:
+    """`content` (t of the stage's unit), `gross` (t) or `value` (thousand USD)."""
+    if basis not in STAGE_BASES:
+        raise InputError(f"basis {basis!r} is not one of {', '.join(STAGE_BASES)}")
+    return basis
+
+
+@dataclass(frozen=True)
+class Balances:
+    """The balances of one year and basis (see the module docstring for units)."""
+
+    year: int
+    basis: str
+    flows: pd.DataFrame  # mineral, stage, exporter, importer, amount
+    production: pd.DataFrame  # mineral, stage, country, amount, source
+    coverage: pd.DataFrame  # one row per mineral × stage
+    corrections: pd.DataFrame  # flows changed by data-quality rules
+
+    def stage_flows(self, mineral: str, stage: str) -> pd.DataFrame:
+        """Flows of one mineral and stage: exporter, importer, amount."""
+        rows = self.flows[(self.flows["mineral"] == mineral) & (self.flows["stage"] == stage)]
+        return rows[["exporter", "importer", "amount"]]
+
+    def stage_made(self, mineral: str, stage: str) -> pd.DataFrame:
+        """Production of one mineral and stage: country, amount."""
+        rows = self.production[
+            (self.production["mineral"] == mineral) & (self.production["stage"] == stage)
+        ]
+        return rows[["country", "amount"]]
+
+
+def balances(year: int, basis: str = "content") -> Balances:
+    """The balances of `year` on `basis`, computed once per process and dataset folder."""
+    return _balances(int(year), check_stage_basis(basis), str(user_data_dir()))
+
+
+def clear_cache() -> None:
+    """Forget computed balances (after an import changes the dataset)."""
+    _balances.cache_clear()
+
+
+@functools.lru_cache(maxsize=16)
+def _balances(year: int, basis: str, _data_dir: str) -> Balances:
+    rows = correct_quantities(stage_trade_rows(year))
+    counted = rows[rows["counted"]].copy()
+    if basis == "content":
+        counted["amount"] = counted["gross_t"] * counted["content_factor"] * counted["share"]
+    elif basis == "gross":
+        counted["amount"] = counted["gross_t"] * counted["share"]
+    else:
+        counted["amount"] = counted["value_kusd"] * counted["share"]
+    counted = counted[counted["amount"].notna() & (counted["exporter"] != counted["importer"])]
+    flows = counted.groupby([*KEYS, "exporter", "importer"], as_index=False)["amount"].sum()
+    production = _production(year, basis, rows)
+    coverage = _coverage(rows, production, basis)
+    corrections = rows.loc[
+        rows["quality"] != "",
+        [*KEYS, "hs_revision", "hs6", "exporter", "importer", "reported_t", "gross_t"],
+    ]
+    return Balances(year, basis, flows, production, coverage, corrections.reset_index(drop=True))
+
+
+def _production(year: int, basis: str, rows: pd.DataFrame) -> pd.DataFrame:
+    made = stage_production(year).rename(columns={"qty_t": "amount"})
+    made = made.groupby([*KEYS, "country", "source"], as_index=False)["amount"].sum()
+    if basis == "gross":
+        return made.iloc[0:0]
+    if basis == "value":
+        priced = rows[rows["counted"] & (rows["gross_t"] > 0) & rows["value_kusd"].notna()]
+        content = priced["gross_t"] * priced["content_factor"] * priced["share"]
+        per_unit = (
+            priced.assign(content=content, value=priced["value_kusd"] * priced["share"])
+            .groupby(KEYS)[["value", "content"]]
+            .sum()
+        )
+        unit_value = (per_unit["value"] / per_unit["content"]).rename("kusd_per_unit")
+        made = made.merge(unit_value.reset_index(), on=KEYS, how="inner")
+        made["amount"] = made["amount"] * made["kusd_per_unit"]
+        made = made.drop(columns="kusd_per_unit")
+    return made
+
+
+def _coverage(rows: pd.DataFrame, production: pd.DataFrame, basis: str) -> pd.DataFrame:
+    """What the data cover per mineral × stage: codes with data, codes missing, flagged codes."""
+    chain = supply_chain()
+    products = chain.drop_duplicates("row")[[*KEYS, "row", "counted", "basket"]]
+    with_data = rows.groupby("row").agg(
+        hs_revision=("hs_revision", "first"),
+        hs6=("hs6", "first"),
+        has_qty=("gross_t", lambda q: bool(q.notna().any())),
+    )
+    products = products.merge(with_data, left_on="row", right_index=True, how="left")
+    newest = chain.sort_values("hs_revision").drop_duplicates("row", keep="last")
+    products = products.merge(
+        newest[["row", "hs6"]].rename(columns={"hs6": "hs6_latest"}), on="row"
+    )
+    products["label"] = products["hs6"].fillna(products["hs6_latest"])
+    needs_qty = basis != "value"
+    products["covered"] = (
+        products["counted"]
+        & products["hs_revision"].notna()
+        & (products["has_qty"].fillna(False).astype(bool) | (not needs_qty))
+    )
+
+    def codes(frame: pd.DataFrame, mask: pd.Series) -> list[str]:
+        return sorted(set(frame.loc[mask, "label"]))
+
+    records = []
+    for (mineral, stage), frame in products.groupby(KEYS):  # one per mineral × stage (~45)
+        records.append(
+            {
+                "mineral": mineral,
+                "stage": stage,
+                "codes_covered": codes(frame, frame["covered"]),
+                "codes_missing": codes(frame, frame["counted"] & ~frame["covered"]),
+                "codes_flagged": codes(frame, ~frame["counted"]),
+                "revisions": sorted(set(frame.loc[frame["covered"], "hs_revision"])),
+                "basket_split": bool((frame["covered"] & frame["basket"]).any()),
+            }
+        )
+    coverage = pd.DataFrame(records)
+    stages = supply_stages()[[*KEYS, "unit", "production_source", "production_note"]]
+    coverage = stages.merge(coverage, on=KEYS, how="left")
+    coverage["has_trade"] = coverage["codes_covered"].map(len) > 0
+    made_keys = set(zip(production["mineral"], production["stage"], strict=True))
+    coverage["has_production"] = [
+        (m, s) in made_keys for m, s in zip(coverage["mineral"], coverage["stage"], strict=True)
+    ]
+    n_counted = coverage["codes_covered"].map(len) + coverage["codes_missing"].map(len)
+    coverage["code_share"] = coverage["codes_covered"].map(len) / n_counted.replace(0, np.nan)
+    order = {s: i for i, s in enumerate(STAGES)}
+    coverage = coverage.sort_values(["mineral", "stage"], key=lambda c: c.map(order).fillna(c))
+    return coverage.reset_index(drop=True)
+
+
+def balance_sheet(
+    bal: Balances, flows: pd.DataFrame | None = None, production: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Per mineral × stage × country: production, imports, exports, apparent consumption.
+
+    `flows`/`production` default to the balances' own (pass bloc-merged ones to treat a bloc as
+    one economy). `production_status`: `reported` (a country of a stage with a production
+    series, 0 when the series does not list it), `missing` (the series has no figures for the
+    year), `implied` (no series: max(0, exports − imports), the least the trade implies) or
+    `none` (gross basis: no production figure).
+    """
+    flows = bal.flows if flows is None else flows
+    production = bal.production if production is None else production
+    imports = flows.groupby([*KEYS, "importer"])["amount"].sum().rename("imports")
+    imports.index = imports.index.set_names([*KEYS, "country"])
+    exports = flows.groupby([*KEYS, "exporter"])["amount"].sum().rename("exports")
+    exports.index = exports.index.set_names([*KEYS, "country"])
+    made = production.groupby([*KEYS, "country"])["amount"].sum().rename("production")
+    sheet = pd.concat([made, imports, exports], axis=1).reset_index()
+    sheet[["imports", "exports"]] = sheet[["imports", "exports"]].fillna(0.0)
+    coverage = bal.coverage[[*KEYS, "has_production", "production_source"]]
+    sheet = sheet.merge(coverage, on=KEYS, how="left")
+    has_series = sheet["production_source"].ne("none")
+    reported = has_series & sheet["has_production"].fillna(False).astype(bool)
+    if bal.basis == "gross":
+        sheet["production_status"] = "none"
+        sheet["production"] = np.nan
+    else:
+        sheet["production_status"] = np.select(
+            [reported, has_series], ["reported", "missing"], "implied"
+        )
+        implied = (sheet["exports"] - sheet["imports"]).clip(lower=0.0)
+        sheet["production"] = np.select(
+            [reported, has_series], [sheet["production"].fillna(0.0), np.nan], implied
+        )
+    sheet["apparent_consumption"] = sheet["production"] + sheet["imports"] - sheet["exports"]
+    sheet = sheet.drop(columns=["has_production", "production_source"])
+    return sheet.sort_values([*KEYS, "country"]).reset_index(drop=True)
