@@ -13,8 +13,9 @@ import pandas as pd
 import typer
 from rich.markup import escape
 
-from critmin.cli.output import OutputFormat, console, emit, emit_json
-from critmin.data.io import write_text_atomic
+from critmin.cli.output import OutputFormat, console, emit, emit_json, write_output
+from critmin.cli.sanitise import spreadsheet_cell, terminal_text, unescape_cell
+from critmin.data.io import read_user_bytes
 from critmin.errors import InputError
 from critmin.registry.coverage import coverage as coverage_table
 from critmin.registry.deadlines import deadlines as deadline_table
@@ -27,6 +28,10 @@ app = typer.Typer(
 FORMAT = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv or json.")
 ACTOR = typer.Option(None, "--actor", help="Who makes the change (default: your user name).")
 NESTED = ("parties", "minerals", "commitments", "milestones", "sources")
+# The exchange format's columns: every field, and whether the record is archived (so an
+# export of the whole registry imports back as it was).
+CSV_FIELDS = (*AGREEMENT_FIELDS, "archived")
+MAX_IMPORT_BYTES = 64_000_000  # a registry of 100,000 agreements is about 60 MB of JSON
 
 
 def _actor(actor: str | None) -> str:
@@ -102,16 +107,22 @@ def show(ident: str = typer.Argument(...), fmt: OutputFormat = FORMAT) -> None:
     if fmt is OutputFormat.json:
         emit_json(record)
         return
-    # The record's text is printed as written (escaped), not read as Rich markup.
+    # The record's text is printed as written (escaped), not read as Rich markup, and with
+    # no escape sequence a writer stored in it (terminal_text).
     console.print(
-        f"[bold]{escape(record['title'])}[/] ({record['id']}; {record['kind']}, "
-        f"{record['status']}; signed {record['signed'] or '–'})"
+        f"[bold]{escape(terminal_text(record['title']))}[/] ({record['id']}; {record['kind']}, "
+        f"{record['status']}; signed {record['signed'] or '–'})",
+        highlight=False,
     )
-    console.print(f"source: {record['source_url'] or '–'}", markup=False)
+    console.print(
+        f"source: {terminal_text(record['source_url'] or '–')}", markup=False, highlight=False
+    )
     for source in record["sources"]:
-        console.print(f"  also: {source}", markup=False)
+        console.print(f"  also: {terminal_text(source)}", markup=False, highlight=False)
     if record["notes"]:
-        console.print(record["notes"], markup=False)
+        console.print(
+            terminal_text(record["notes"], keep_newlines=True), markup=False, highlight=False
+        )
     for name in ("parties", "commitments", "milestones"):
         if record[name]:
             emit(pd.DataFrame(record[name]), fmt, title=name)
@@ -129,15 +140,27 @@ def _checked(rows: csv.DictReader, path: Path):
 def _read_records(path: Path) -> list[dict]:
     """Records from a JSON file (a list, an object with 'agreements', or one agreement) or
     a CSV file."""
+    data = read_user_bytes(path, MAX_IMPORT_BYTES, "registry import file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = data.decode("utf-8-sig")  # a byte-order mark (Excel's "CSV UTF-8") is dropped
+    except UnicodeDecodeError as exc:
         raise InputError(f"{path}: cannot read ({exc})") from exc
     if path.suffix.lower() == ".csv":
         records = []
-        rows = csv.DictReader(io.StringIO(text))
+        rows = csv.DictReader(io.StringIO(text, newline=""))
         for number, row in enumerate(_checked(rows, path), start=2):
-            record = {k: (v if v != "" else None) for k, v in row.items() if k}
+            # An empty cell is a missing value; a cell critmin escaped for spreadsheets
+            # ('=…, a lone ' for "") reads back as written (unescape_cell).
+            record = {
+                k: (unescape_cell(v) if v != "" else None)
+                for k, v in row.items()
+                if k and isinstance(v, str)
+            }
+            if "archived" in record:
+                flag = (record["archived"] or "false").strip().lower()
+                if flag not in ("true", "false"):
+                    raise InputError(f"{path}:{number}: archived must be true or false")
+                record["archived"] = flag == "true"
             for field in NESTED:
                 if record.get(field):
                     try:
@@ -255,28 +278,46 @@ def export(
     archived: bool = typer.Option(True, help="Include archived agreements."),
 ) -> None:
     """Export every agreement as JSON or CSV (nested fields as JSON in CSV cells)."""
+    if fmt not in ("json", "csv"):
+        raise InputError(f"--format {fmt!r}: use json or csv")
     records = Registry().records(include_archived=archived)
     if fmt == "json":
-        text = json.dumps({"agreements": records}, indent=2, ensure_ascii=False) + "\n"
-    elif fmt == "csv":
-        buffer = io.StringIO()
+        exported = [{k: v for k, v in r.items() if k != "version"} for r in records]
+        text = json.dumps({"agreements": exported}, indent=2, ensure_ascii=False) + "\n"
+    else:
+        buffer = io.StringIO(newline="")
+        # Every text cell quoted (a bare CR in a title stays inside its cell), text that a
+        # spreadsheet would run as a formula escaped with an apostrophe, and "" written as a
+        # lone apostrophe so that it does not come back as a missing value.
         writer = csv.DictWriter(
             buffer,
-            fieldnames=list(AGREEMENT_FIELDS),
+            fieldnames=list(CSV_FIELDS),
             extrasaction="ignore",
-            lineterminator="\n",
+            lineterminator="\r\n",
+            quoting=csv.QUOTE_MINIMAL,
         )
         writer.writeheader()
         for record in records:
-            writer.writerow({k: json.dumps(v) if k in NESTED else v for k, v in record.items()})
+            writer.writerow(
+                {
+                    k: json.dumps(v, ensure_ascii=False)
+                    if k in NESTED
+                    else "true"
+                    if v is True
+                    else "false"
+                    if v is False
+                    else "'"
+                    if v == ""
+                    else spreadsheet_cell(v)
+                    for k, v in record.items()
+                }
+            )
         text = buffer.getvalue()
-    else:
-        raise InputError(f"--format {fmt!r}: use json or csv")
     if out is None:
         typer.echo(text, nl=False)
     else:
-        write_text_atomic(out, text)
-        console.print(f"{len(records)} agreements written to {out}")
+        write_output(out, lambda tmp: tmp.write_text(text, encoding="utf-8", newline=""))
+        console.print(f"{len(records)} agreements written to {terminal_text(out)}")
 
 
 @app.command("coverage")

@@ -75,6 +75,8 @@ def _pairs(items: list[str] | None, label: str) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
             raise InputError(f"{label} {item!r}: write KEY=VALUE")
+        if key.strip() in out:  # refused, as a key given twice in a scenario file is
+            raise InputError(f"{label} {key.strip()} is given twice; give it once")
         out[key.strip()] = value.strip()
     return out
 

@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from critmin.cli.sanitise import spreadsheet_cell, terminal_text
+
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
 console = Console()
@@ -48,6 +52,8 @@ def _cell(value: object, column: str) -> str:
         return "–"
     if isinstance(value, list):
         return ", ".join(str(_cell(v, column)) for v in value)
+    if isinstance(value, str):
+        return terminal_text(value)
     if isinstance(value, float):
         if "share" in column or column in ("hhi", "eol_rir"):
             return f"{value:.1%}" if "share" in column else f"{value:.3f}"
@@ -76,6 +82,8 @@ def emit(
         for column in out.columns:
             if out[column].map(lambda v: isinstance(v, np.ndarray | list)).any():
                 out[column] = out[column].map(lambda v: "|".join(map(str, _plain(v))))
+            if out[column].dtype == object:  # text cells: no formula for a spreadsheet
+                out[column] = out[column].map(spreadsheet_cell)
         out.to_csv(sys.stdout, index=False, lineterminator="\n")
     elif fmt is OutputFormat.json:
         records = [
@@ -86,18 +94,40 @@ def emit(
     else:
         if table_columns:
             frame = frame[table_columns]
-        # Text, not markup: a title or cell may hold what a user wrote, brackets included.
+        # Text, not markup: a title or cell may hold what a user wrote, brackets included;
+        # escape sequences in it are removed (terminal_text).
         table = Table(
-            title=Text(title) if title else None,
-            caption=Text(caption) if caption else None,
+            title=Text(terminal_text(title)) if title else None,
+            caption=Text(terminal_text(caption)) if caption else None,
             header_style="bold",
         )
         for column in frame.columns:
             numeric = pd.api.types.is_numeric_dtype(frame[column])
-            table.add_column(Text(str(column)), justify="right" if numeric else "left")
+            table.add_column(Text(terminal_text(column)), justify="right" if numeric else "left")
         for row in frame.itertuples(index=False):
             table.add_row(*(Text(_cell(v, c)) for v, c in zip(row, frame.columns, strict=True)))
         console.print(table)
+
+
+def write_output(out: Path, write: Callable[[Path], None]) -> Path:
+    """The one place a command writes a file the user named with --out: `write(tmp)` fills
+    a temporary file beside it, renamed over `out` when complete. Only a regular file (or
+    nothing) is replaced: a device, FIFO, symbolic link or folder is refused; an empty
+    name, a read-only folder or a full disk is one error line (critmin.data.io)."""
+    from critmin.data.io import atomic_path
+
+    with atomic_path(out) as tmp:
+        write(tmp)
+    return out
+
+
+def sheet_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with its text cells made safe for a spreadsheet (numbers left as numbers)."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = out[column].map(spreadsheet_cell)
+    return out
 
 
 def emit_json(payload: object) -> None:
@@ -126,6 +156,7 @@ def stages(total: int, description: str) -> Iterator[Callable[[str], None]]:
         TimeElapsedColumn(),
         console=error_console,
         transient=True,
+        disable=not error_console.is_terminal,  # no bar (nor blank line) in a pipe or log
     ) as progress:
         task = progress.add_task(description, total=total)
 

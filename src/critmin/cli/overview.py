@@ -33,7 +33,9 @@ def overview(
     """Mine-production shares of the top three producers and of China, per mineral."""
     focus = country(supplier).iso3
     table = supply_concentration(
-        commodity=list(minerals or MAIN_MINERALS), year=year or "latest", focus=focus
+        commodity=list(minerals or MAIN_MINERALS),
+        year="latest" if year is None else year,
+        focus=focus,
     )
     frame = pd.DataFrame(
         {

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import typer
 
-from critmin.cli.output import OutputFormat, console, emit
-from critmin.data.io import atomic_path
+from critmin.cli.output import OutputFormat, console, emit, sheet_frame, write_output
+from critmin.cli.sanitise import terminal_text
 from critmin.errors import InputError
 from critmin.metrics.api import risk as risk_table
 from critmin.metrics.eu_supply_risk import EU_SR_COLUMNS
@@ -39,10 +41,17 @@ def risk(
     if fmt == "xlsx":
         if out is None:
             raise InputError("--format xlsx needs --out FILE.xlsx")
-        with atomic_path(out) as tmp:
-            table.to_excel(tmp, index=False, engine="openpyxl")
-        console.print(f"{len(table):,} rows written to {out}")
+
+        def write_xlsx(tmp: Path) -> None:
+            buffer = io.BytesIO()  # the zip is built in memory: a full disk fails one write
+            sheet_frame(table).to_excel(buffer, index=False, engine="openpyxl")
+            tmp.write_bytes(buffer.getvalue())
+
+        write_output(out, write_xlsx)
+        console.print(f"{len(table):,} rows written to {terminal_text(out)}")
         return
+    if out is not None and fmt == "table":
+        raise InputError("--out writes csv, json or xlsx; add --format csv (or json, xlsx)")
     ranking = "score" if method == "geopolrisk" else "supply_risk"
     shown = table if fmt != "table" else table.sort_values(ranking, ascending=False)
     columns = (
@@ -50,6 +59,18 @@ def risk(
         if method == "geopolrisk"
         else [c for c in EU_SR_COLUMNS if c not in ("eol_rir", "substitution_index")]
     )
+    if out is not None:  # csv or json into the file, not to standard output
+
+        def write(tmp: Path) -> None:
+            with (
+                open(tmp, "w", encoding="utf-8", newline="") as handle,
+                contextlib.redirect_stdout(handle),
+            ):
+                emit(shown, OutputFormat(fmt))
+
+        write_output(out, write)
+        console.print(f"{len(table):,} rows written to {terminal_text(out)}")
+        return
     emit(
         shown.head(40) if fmt == "table" else shown,
         OutputFormat(fmt),

@@ -39,6 +39,7 @@ def _progress(total: int, label: str):
         TimeElapsedColumn(),
         console=error_console,
         transient=True,
+        disable=not error_console.is_terminal,  # no bar (nor blank line) in a pipe or log
     )
     task = bar.add_task(label, total=total)
     return bar, lambda n: bar.update(task, advance=n)

@@ -125,9 +125,7 @@ def read_user_bytes(path: Path, limit: int, what: str = "file") -> bytes:
     except OSError as error:
         raise InputError(f"{path}: cannot read ({os_problem(error)})") from None
     if len(data) > limit:
-        raise InputError(
-            f"{path}: over {limit:,} bytes; a {what} is limited to {limit:,} bytes"
-        )
+        raise InputError(f"{path}: over {limit:,} bytes; a {what} is limited to {limit:,} bytes")
     return data
 
 

@@ -99,6 +99,8 @@ def shock(
     """
     if ban == (quota is not None):
         raise InputError("give exactly one of a ban or a quota fraction")
+    if ban and aggregate:  # a ban stops every flow: one cap on the total means nothing more
+        raise InputError("--aggregate applies to a quota (one cap on total exports), not a ban")
     check_horizon(horizon)
     item = resolve_commodity(commodity)
     source = country(exporter).iso3
@@ -151,10 +153,20 @@ def zone(
         raise InputError("give at least one floor, e.g. rare_earths=1.3")
     check_horizon(horizon)
     codes, strict = resolve_countries(members)
-    banner = country(with_ban).iso3 if with_ban else None
-    results = {}
+    if with_ban is not None and (not isinstance(with_ban, str) or not with_ban.strip()):
+        raise InputError("--with-ban is empty; name the exporter whose exports are banned")
+    banner = country(with_ban.strip()).iso3 if with_ban is not None else None
+    resolved: dict[str, tuple[str, float | str]] = {}
     for name, floor in floors.items():
         item = resolve_commodity(name)
+        if item.id in resolved:  # "REE" and "rare_earths" are one commodity: refuse, not pick
+            raise InputError(
+                f"two floors for {item.id} ({resolved[item.id][0]!r} and {name!r}); give one"
+            )
+        resolved[item.id] = (name, floor)
+    results = {}
+    for commodity_id, (_name, floor) in resolved.items():
+        item = resolve_commodity(commodity_id)
         level, unit = parse_floor(floor)
         keep = [*codes, *(releases or {}), *([banner] if banner else [])]
         cal = _calibrate(item.id, year, rest_of_world_share, keep)

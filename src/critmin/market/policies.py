@@ -19,6 +19,7 @@ from critmin.data.baci import MAX_QTY_T
 from critmin.errors import InputError
 from critmin.market.calibration import Calibration
 
+MAX_FLOOR_MULTIPLE = 100.0  # a floor 100x the market price is no policy anyone proposes
 MECHANISMS = ("tariff", "guarantee")
 FLOOR_UNITS = ("multiple", "usd_per_t")
 
@@ -246,6 +247,11 @@ def compile_scenario(cal: Calibration, scenario: Scenario) -> PolicyArrays:
         if level == 0.0:
             raise InputError("price floor must be above zero (a multiple such as 1.3, or USD/t)")
         floor_usd = level * cal.reference_price_usd_t if zone.floor_unit == "multiple" else level
+        if floor_usd > MAX_FLOOR_MULTIPLE * cal.reference_price_usd_t:  # 1e308 stalls a solve
+            raise InputError(
+                f"price floor {zone.floor:g} ({zone.floor_unit}) is over {MAX_FLOOR_MULTIPLE:g} "
+                f"times the base reference price ({cal.reference_price_usd_t:,.0f} USD/t)"
+            )
         if not zone.members:
             raise InputError("the zone has no members")
         is_member = np.zeros(size, bool)

@@ -24,6 +24,8 @@ from critmin.registry.records import (
     COMMITMENT_FIELDS,
     MILESTONE_FIELDS,
     RecordError,
+    actor_problem,
+    canonical_record,
     validate_records,
 )
 
@@ -137,6 +139,11 @@ def _apply(agreement: Agreement, record: dict) -> None:
     ]
 
 
+def _check_actor(actor: object) -> None:
+    if problem := actor_problem(actor):
+        raise InputError(f"{problem} (at most 120 printable characters, e.g. a user name)")
+
+
 class Registry:
     """Agreements in a SQL database; every write is audited, nothing is deleted."""
 
@@ -219,6 +226,9 @@ class Registry:
         Every record is validated first; any problem, including an id that exists when
         `replace` is off, aborts the whole import with every problem listed.
         """
+        _check_actor(actor)
+        if isinstance(records, list):
+            records = [canonical_record(r) for r in records]
         validate_records(records)
         with self._session() as session, session.begin():
             existing = set(
@@ -241,7 +251,10 @@ class Registry:
                 else:
                     agreement, before, action = Agreement(id=record["id"], version=1), None, "add"
                     _apply(agreement, record)
+                    agreement.archived = False
                     session.add(agreement)
+                if "archived" in record:  # an exported archived record comes back archived
+                    agreement.archived = bool(record["archived"])
                 agreement.updated_at = _now()
                 session.flush()
                 after = to_record(agreement)
@@ -255,11 +268,13 @@ class Registry:
             raise InputError("nothing to update")
         if "id" in changes and changes["id"] != ident:
             raise InputError("an agreement's id cannot change")
+        _check_actor(actor)
         with self._session() as session, session.begin():
             agreement = self._load(session, ident, lock=True)
             before = to_record(agreement)
             merged = {k: v for k, v in before.items() if k not in ("archived", "version")}
             merged.update(changes)
+            merged = canonical_record(merged)
             validate_records([merged])
             _apply(agreement, merged)
             agreement.version += 1
@@ -270,6 +285,7 @@ class Registry:
         return after
 
     def _set_archived(self, ident: str, archived: bool, actor: str) -> dict:
+        _check_actor(actor)
         with self._session() as session, session.begin():
             agreement = self._load(session, ident, lock=True)
             if agreement.archived == archived:

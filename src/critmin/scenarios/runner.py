@@ -12,7 +12,8 @@ import pandas as pd
 
 from critmin.data import commodity as resolve_commodity
 from critmin.data import manifests
-from critmin.data.io import atomic_path, sweep_stale_temporaries, write_json_atomic
+from critmin.data.io import atomic_path, os_problem, sweep_stale_temporaries, write_json_atomic
+from critmin.errors import InputError
 from critmin.market import (
     Ban,
     Calibration,
@@ -171,6 +172,8 @@ def run_study(
     (`prepare_study`), so a bad study fails before any work or file is produced.
     `progress(step, done, total)` reports units of work (`study_work`) as they finish.
     """
+    if out is not None:
+        check_results_folder(Path(out))
     year = resolve_year(study.base_year)
     if prepared is None:
         prepared = prepare_study(study)
@@ -238,6 +241,15 @@ def _all_named(study: Study):
     yield from p.capacity
 
 
+def check_results_folder(out: Path) -> None:
+    """Refuse, before any work, a results folder that cannot be one: an empty name, or a
+    path that exists and is not a folder (a file, a device, a symbolic link)."""
+    if str(out) in ("", "."):
+        raise InputError("--out is empty; give a folder for the results")
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise InputError(f"--out {out} exists and is not a folder; give a folder for the results")
+
+
 def write_results(
     out: Path,
     study: Study,
@@ -247,7 +259,11 @@ def write_results(
 ) -> list[str]:
     """Parquet tables (one row set per commodity) and summary.json, each written to a
     temporary name and renamed; summary.json last, so its presence means a complete run."""
-    out.mkdir(parents=True, exist_ok=True)
+    check_results_folder(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot write {out}: {os_problem(error)}") from None
     sweep_stale_temporaries(out)  # what a run killed earlier left half written
     # An earlier run's summary goes before any of its tables is replaced: a run stopped
     # half way must not leave that summary describing a mix of two runs' tables.
@@ -263,9 +279,17 @@ def write_results(
         tables["ensemble"] = pd.concat(
             [e.importers().assign(commodity=c) for c, e in ensembles.items()], ignore_index=True
         )
-    for name, frame in tables.items():
-        with atomic_path(out / f"{name}.parquet") as tmp:
-            frame.to_parquet(tmp, index=False)
-    files = sorted(f"{name}.parquet" for name in tables)
-    write_json_atomic(out / "summary.json", {**summary, "files": files})
+    written: list[Path] = []
+    try:
+        for name, frame in tables.items():
+            with atomic_path(out / f"{name}.parquet") as tmp:
+                frame.to_parquet(tmp, index=False)
+            written.append(out / f"{name}.parquet")
+        files = sorted(f"{name}.parquet" for name in tables)
+        write_json_atomic(out / "summary.json", {**summary, "files": files})
+    except BaseException:
+        # A failed write (a full disk, ...) leaves no table of this run without its summary.
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     return files

@@ -228,11 +228,18 @@ class Study(Strict):
             )
         zone = self.policies.zone
         if zone:
+            seen: dict[str, str] = {}
             for name in zone.floors:
                 try:
                     item = resolve_commodity(name).id
                 except CritminError as error:
                     raise ValueError(f"policies.zone.floors: {error}") from None
+                if item in seen:  # refused, as on the command line (`zone --floor`)
+                    raise ValueError(
+                        f"policies.zone.floors: two floors for {item} ({seen[item]!r} and "
+                        f"{name!r}); give one"
+                    )
+                seen[item] = name
                 if item not in self.commodities:
                     raise ValueError(f"policies.zone.floors: {item} is not in commodities")
         return self
