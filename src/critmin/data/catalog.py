@@ -81,8 +81,12 @@ class TableSource:
         )
 
 
-def table_source(name: str) -> TableSource:
-    """Resolve a table name to its files, honouring the user's dataset folder."""
+def table_source(name: str, verify: bool = True) -> TableSource:
+    """Resolve a table name to its files, honouring the user's dataset folder.
+
+    A user's copy is verified first (`verify`; once per version of its files): one that
+    does not match its manifest or breaks the schema (duplicated keys, negative or text
+    quantities, no rows) is refused with one line rather than giving wrong figures."""
     if name not in PARQUET_TABLES:
         raise UnknownNameError("table", name, [*PARQUET_TABLES, "groups"])
     bundled = tuple(_parquet_files(BUNDLED_DIR, name))
@@ -94,6 +98,10 @@ def table_source(name: str) -> TableSource:
         )
     if not user:
         return TableSource(name, bundled, (), "bundled")
+    if verify:
+        from critmin.data.validate import verify_user_table
+
+        verify_user_table(name, user)
     if name in EXTENDABLE and bundled:
         return TableSource(name, bundled, user, "extended")
     return TableSource(name, bundled, user, "user")
@@ -148,7 +156,9 @@ def query(
             con.register(view, frame)
         return con.execute(sql, params or []).df()
     except duckdb.Error as exc:
-        raise DataError(f"query failed: {exc}") from exc
+        # DuckDB's message runs to several lines (the query, a caret, hints): the first says it.
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise DataError(f"query failed: {first}") from exc
     finally:
         for view in frames or {}:
             con.unregister(view)

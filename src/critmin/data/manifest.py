@@ -56,4 +56,14 @@ def read_manifest(directory: Path) -> dict:
         raise DataError(f"{path}: unreadable manifest ({exc})") from exc
     if not isinstance(manifest, dict) or not isinstance(manifest.get("tables"), dict):
         raise DataError(f"{path}: a manifest needs a 'tables' object")
+    for name, entry in manifest["tables"].items():
+        if not isinstance(entry, dict):
+            raise DataError(f"{path}: tables.{name} must be an object (file, rows, sha256 ...)")
+        files = entry.get("files")
+        if files is not None and (
+            not isinstance(files, list) or not all(isinstance(f, str) for f in files)
+        ):
+            raise DataError(f"{path}: tables.{name}.files must be a list of file names")
+        if files is not None and any("/" in f or "\\" in f or f in ("", ".", "..") for f in files):
+            raise DataError(f"{path}: tables.{name}.files must name files in {name}/")
     return manifest
