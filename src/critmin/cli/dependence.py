@@ -8,7 +8,6 @@ from critmin.cli.output import OutputFormat, console, emit, emit_json
 from critmin.data import commodity as resolve_commodity
 from critmin.errors import InputError
 from critmin.metrics.api import DEFAULT_RISK_THRESHOLD
-from critmin.metrics.api import dependence as dependence_table
 from critmin.metrics.api import trace as trace_tables
 from critmin.metrics.concentration import world_concentration
 from critmin.metrics.dependence import resolve_year
@@ -17,13 +16,26 @@ FORMAT = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv or 
 YEAR = typer.Option(None, help="Year (default: the latest with trade and production).")
 
 
+STATUS_TEXT = {
+    "no_trade_data": "no data",
+    "not_traded": "none",
+    "net_exporter": "exporter",
+    "no_production_data": "no prod.",
+}
+
+
 def dependence(
     importer: str = typer.Argument(..., help="ISO3 code, country name, group or A,B,C list."),
     commodity: str | None = typer.Argument(None, help="Commodity id or alias."),
     all_commodities: bool = typer.Option(False, "--all", help="Every commodity."),
-    year: int | None = YEAR,
+    year: int | None = typer.Option(
+        None, help="Year (default: the latest with trade at every chosen stage)."
+    ),
+    stage: str = typer.Option("all", help="mine, refined, product or all (one row per stage)."),
     supplier: str = typer.Option("CHN", help="Supplier whose share is reported."),
-    basis: str = typer.Option("qty", help="qty (tonnes) or value (thousand USD)."),
+    basis: str = typer.Option(
+        "content", help="content (t of metal/oxide), gross (t) or value (thousand USD)."
+    ),
     risk_threshold: float = typer.Option(
         DEFAULT_RISK_THRESHOLD,
         min=-2.5,
@@ -32,26 +44,23 @@ def dependence(
     ),
     fmt: OutputFormat = FORMAT,
 ) -> None:
-    """Import reliance, supplier concentration and the supplier's direct and traced share."""
+    """Import reliance and the supplier's direct, traced and any-stage share, per stage."""
+    from critmin.metrics.api import stage_dependence
+
     if (commodity is None) == (not all_commodities):
         raise InputError("name one COMMODITY or pass --all")
-    table = dependence_table(
+    table = stage_dependence(
         importer,
         commodity,
         year=year,
         supplier=supplier,
         basis=basis,
         risk_threshold=risk_threshold,
-    )
-    unit = "t" if basis == "qty" else "kusd"
-    table = table.rename(
-        columns={
-            c: f"{c}_{unit}" for c in ("production", "imports", "exports", "apparent_consumption")
-        }
+        stage=stage,
     )
     if fmt is OutputFormat.json:
         records = table.to_dict(orient="records")
-        emit_json(records[0] if commodity is not None else records)
+        emit_json(records[0] if commodity is not None and len(records) == 1 else records)
         return
     if fmt is OutputFormat.csv:
         table = table.assign(
@@ -61,27 +70,32 @@ def dependence(
         )
         emit(table, fmt)
         return
-    table = table.assign(
-        main_suppliers=table["suppliers"].map(
-            lambda items: "  ".join(f"{i['country']} {i['share']:.0%}" for i in items[:3])
-        )
-    )
     code = table["supplier"].iloc[0]
-    emit(
-        table,
-        fmt,
-        title=f"Dependence of {importer} ({table['year'].iloc[0]}, basis {basis})",
-        caption=f"import reliance = (imports − exports) / apparent consumption (USGS); "
-        f"traced = {code}'s share after re-exports are traced to their producing country",
-        table_columns=[
-            "commodity",
-            f"imports_{unit}",
-            "import_reliance",
-            "hhi",
-            "supplier_share",
-            "traced_supplier_share",
-            "main_suppliers",
+    shown = table.assign(
+        reliance=[
+            f"{'≤' if s == 'production_implied' else ''}{r:.0%}" if r == r else STATUS_TEXT[s]
+            for r, s in zip(table["import_reliance"], table["status"], strict=True)
         ],
+        imports=[f"{v:,.0f} {u}" for v, u in zip(table["imports"], table["unit"], strict=True)],
+        **{
+            label: table[column].map(lambda v: "–" if v != v else f"{v:.0%}")
+            for column, label in (
+                ("supplier_share", "direct"),
+                ("traced_supplier_share", "traced"),
+                ("any_stage_share", "any stage"),
+            )
+        },
+    ).rename(columns={"commodity": "mineral"})
+    emit(
+        shown,
+        fmt,
+        title=f"{importer}: dependence by stage, shares from {code} "
+        f"({table['year'].iloc[0]}, basis {basis})",
+        caption="reliance = (imports − exports) / apparent consumption, within the stage "
+        "(USGS); ≤ = the stage's production is unknown, so an upper bound. direct = share of "
+        f"imports from {code}; traced = processed in {code}; any stage = passed through "
+        f"{code} at this or an earlier stage. --format json for statuses and codes.",
+        table_columns=["mineral", "stage", "imports", "reliance", "direct", "traced", "any stage"],
     )
 
 

@@ -7,8 +7,8 @@ below 1/20 of that reference *and* that carries at least 1 % of the code's world
 to have its quantity recorded in the wrong unit; its quantity is re-estimated as value / reference
 unit value. Example: BACI 2024 records 40,700 t of rare-earth compounds (284690) from Turkey to
 Benin worth 2.15 million USD (0.05 USD/kg against about 14 USD/kg for the code), which made Benin
-the world's second importer; Q1 puts it at about 150 t. The value is kept as reported. (CEPII's own BACI reconciliation estimates unit
-values the same way, Gaulier & Zignago 2010, section 3.)
+the world's second importer; Q1 puts it at about 150 t. The value is kept as reported.
+(CEPII's own BACI reconciliation estimates unit values the same way; Gaulier & Zignago 2010.)
 """
 
 from __future__ import annotations

@@ -108,7 +108,45 @@ def _commodity_table(_data_dir: str) -> tuple[dict[str, Commodity], _Index]:
         )
         records[item.id] = item
         index.add(item.id, list(item.aliases), [item.id, item.name])
+    for item in _stage_only_minerals(set(records)):
+        records[item.id] = item
+        index.add(item.id, list(item.aliases), [item.id, item.name])
     return records, index
+
+
+# Minerals of the supply-chain map that World Mining Data has no table for (metals it counts
+# only through their ore, e.g. magnesium through magnesite).
+_STAGE_ONLY_ALIASES = {
+    "magnesium": ("magnesium metal", "Mg"),
+    "silicon": ("silicon metal", "ferrosilicon", "Si"),
+}
+
+
+def _stage_only_minerals(known: set[str]) -> list[Commodity]:
+    from critmin.data.stages import stage_minerals, supply_chain
+
+    chain = supply_chain()
+    out = []
+    for mineral in stage_minerals():
+        if mineral in known:
+            continue
+        codes = chain.loc[(chain["mineral"] == mineral) & (chain["hs_revision"] == "HS92"), "hs6"]
+        out.append(
+            Commodity(
+                id=mineral,
+                name=mineral.replace("_", " ").capitalize(),
+                stage="processing",
+                production_stage="processing",
+                hs6=tuple(dict.fromkeys(codes)),
+                hs6_complementary=(),
+                unit="t",
+                eol_rir=None,
+                peer_name="",
+                wmd_sheet="",
+                aliases=_STAGE_ONLY_ALIASES.get(mineral, ()),
+            )
+        )
+    return out
 
 
 @functools.lru_cache(maxsize=4)

@@ -99,7 +99,9 @@ def supply_stages() -> pd.DataFrame:
     merged = mapped.merge(table, on=["mineral", "stage"], how="outer", indicator=True)
     unmatched = merged[merged["_merge"] != "both"]
     if len(unmatched):
-        pairs = ", ".join(f"{m}/{s}" for m, s in zip(unmatched["mineral"], unmatched["stage"]))
+        pairs = ", ".join(
+            f"{m}/{s}" for m, s in zip(unmatched["mineral"], unmatched["stage"], strict=True)
+        )
         raise DataError(f"supply_chain.csv and supply_stages.csv disagree on stages: {pairs}")
     return table.reset_index(drop=True)
 
@@ -259,3 +261,37 @@ def stage_shares() -> pd.DataFrame:
     table["year"] = pd.to_numeric(table["year"]).astype(int)
     table["share"] = pd.to_numeric(table["share"])
     return table
+
+
+@functools.cache
+def _stage_years(_data_dir: str, with_quantity: bool) -> pd.DataFrame:
+    chain = supply_chain()
+    chain = chain[chain["counted"]][["hs_revision", "hs6", "mineral", "stage"]]
+    condition = "WHERE t.qty_t IS NOT NULL" if with_quantity else ""
+    return query(
+        "SELECT DISTINCT t.year, c.mineral, c.stage FROM "
+        f"{trade_by_revision_sql()} t JOIN chain_frame c USING (hs_revision, hs6) {condition}",
+        frames={"chain_frame": chain},
+    )
+
+
+def stage_years(with_quantity: bool = True) -> pd.DataFrame:
+    """Years with counted trade per mineral × stage (quantities reported, unless asked otherwise).
+
+    Columns: year, mineral, stage.
+    """
+    return _stage_years(str(user_data_dir()), with_quantity)
+
+
+def latest_common_year(pairs: list[tuple[str, str]], with_quantity: bool = True) -> int | None:
+    """The latest year with trade for every (mineral, stage) in `pairs`; None if there is none."""
+    years = stage_years(with_quantity)
+    common: set[int] | None = None
+    for mineral, stage in pairs:
+        have = set(
+            years.loc[(years["mineral"] == mineral) & (years["stage"] == stage), "year"].astype(int)
+        )
+        if not have:
+            continue  # a stage without any trade answers no_trade_data whatever the year
+        common = have if common is None else common & have
+    return max(common) if common else None

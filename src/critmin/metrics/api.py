@@ -6,7 +6,9 @@ import pandas as pd
 
 from critmin.data import all_commodities, all_countries, countries_of, country, group
 from critmin.data import commodity as resolve_commodity
+from critmin.data.stages import check_stage, latest_common_year, stage_minerals, stages_of
 from critmin.errors import InputError, UnknownNameError
+from critmin.metrics.balances import balances, check_stage_basis
 from critmin.metrics.dependence import (
     commodity_flows,
     commodity_production,
@@ -18,7 +20,10 @@ from critmin.metrics.dependence import (
 )
 from critmin.metrics.eu_supply_risk import eu_supply_risk
 from critmin.metrics.geopolrisk import YEARS, geopolrisk
+from critmin.metrics.stage_dependence import stage_dependence_table
 from critmin.metrics.tracing import chained_origin_matrix, traced_import_origins
+
+# Stage dependence (the default): from the material balances, one row per mineral × stage.
 
 # WGI political stability below −0.5 (on −2.5…2.5) counts as a low-governance supplier.
 DEFAULT_RISK_THRESHOLD = -0.5
@@ -199,6 +204,72 @@ def trace(
             lambda p, row=row: row[index[p]]
         )
     return origins, carried.reset_index(drop=True)
+
+
+def stage_dependence(
+    importer: str,
+    commodity: str | None = None,
+    year: int | None = None,
+    supplier: str = "CHN",
+    basis: str = "content",
+    risk_threshold: float = DEFAULT_RISK_THRESHOLD,
+    stage: str = "all",
+) -> pd.DataFrame:
+    """Dependence of a country or bloc at each stage of each mineral's chain.
+
+    One row per mineral × stage (`commodity` None = every mapped mineral; `stage` mine, refined,
+    product or all). Year None = the latest year with trade at every chosen stage. Quantities
+    are in the stage's unit (`unit`) on `basis` (content t, gross t or thousand USD). Columns:
+    importer, commodity (the mineral), stage, year, basis, unit, production,
+    production_status, imports, exports, apparent_consumption, net_imports, import_reliance
+    (USGS net import reliance as a fraction, NaN unless status is ok, basket_split or
+    production_implied), status, flags, supplier, supplier_share, traced_supplier_share
+    (processed in the supplier), upstream_supplier_share (its input from the stage above came
+    from the supplier), any_stage_share (share of the importer's supply of the stage that passed
+    through the supplier at any stage), hhi, top3_share, risky_share, n_suppliers, suppliers,
+    codes_covered, codes_missing, codes_flagged, code_share, revisions. See
+    `critmin.metrics.stage_dependence` and `critmin.metrics.balances` for the equations.
+    """
+    chosen_stage = check_stage(stage, allow_all=True)
+    stages = None if chosen_stage == "all" else [chosen_stage]
+    minerals = None
+    if commodity is not None:
+        wanted = resolve_commodity(commodity).id
+        if wanted not in stage_minerals():
+            raise InputError(
+                f"{wanted} has no supply-chain map (stages); mapped minerals: "
+                + ", ".join(stage_minerals())
+            )
+        minerals = [wanted]
+        mapped = stages_of(wanted)
+        if stages is not None and chosen_stage not in mapped:
+            raise InputError(
+                f"{wanted} has no {chosen_stage} stage; its stages: {', '.join(mapped)}"
+            )
+    basis = {"qty": "content"}.get(basis, basis)
+    check_stage_basis(basis)
+    if year is None:
+        pairs = [
+            (m, s)
+            for m in (minerals or stage_minerals())
+            for s in stages_of(m)
+            if stages is None or s in stages
+        ]
+        year = latest_common_year(pairs, with_quantity=basis != "value") or resolve_year(None)
+    else:
+        year = resolve_year(year)
+    supplier_code = country(supplier).iso3
+    code, blocs = importer_code(importer)
+    table = stage_dependence_table(
+        balances(year, basis),
+        code,
+        blocs,
+        supplier_code,
+        risky_countries(year, risk_threshold),
+        minerals,
+        stages,
+    )
+    return table.rename(columns={"mineral": "commodity"})
 
 
 RISK_METHODS = ("geopolrisk", "eu-sr")

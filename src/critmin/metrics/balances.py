@@ -24,6 +24,7 @@ import pandas as pd
 from critmin.data import user_data_dir
 from critmin.data.quality import correct_quantities
 from critmin.data.stages import (
+    HS_REVISIONS,
     STAGES,
     stage_production,
     stage_trade_rows,
@@ -121,17 +122,30 @@ def _production(year: int, basis: str, rows: pd.DataFrame) -> pd.DataFrame:
 def _coverage(rows: pd.DataFrame, production: pd.DataFrame, basis: str) -> pd.DataFrame:
     """What the data cover per mineral × stage: codes with data, codes missing, flagged codes."""
     chain = supply_chain()
-    products = chain.drop_duplicates("row")[[*KEYS, "row", "counted", "basket"]]
+    products = chain.drop_duplicates("row")[[*KEYS, "row"]]
     with_data = rows.groupby("row").agg(
         hs_revision=("hs_revision", "first"),
         hs6=("hs6", "first"),
         has_qty=("gross_t", lambda q: bool(q.notna().any())),
     )
     products = products.merge(with_data, left_on="row", right_index=True, how="left")
-    newest = chain.sort_values("hs_revision").drop_duplicates("row", keep="last")
+    # Whether a product is counted or split depends on the revision its data come in (the
+    # newest revision where it has none): germanium has its own code in HS92, a shared one later.
+    rank = chain["hs_revision"].map({r: i for i, r in enumerate(HS_REVISIONS)})
+    newest_revision = chain.loc[rank.groupby(chain["row"]).idxmax(), ["row", "hs_revision"]]
+    newest_revision = newest_revision.set_index("row")["hs_revision"].rename("newest")
+    products = products.merge(newest_revision, left_on="row", right_index=True)
+    products["revision_used"] = products["hs_revision"].fillna(products["newest"])
     products = products.merge(
-        newest[["row", "hs6"]].rename(columns={"hs6": "hs6_latest"}), on="row"
+        chain[["row", "hs_revision", "counted", "basket"]].rename(
+            columns={"hs_revision": "revision_used"}
+        ),
+        on=["row", "revision_used"],
     )
+    latest_code = chain[["row", "hs_revision", "hs6"]].rename(
+        columns={"hs_revision": "newest", "hs6": "hs6_latest"}
+    )
+    products = products.merge(latest_code, on=["row", "newest"])
     products["label"] = products["hs6"].fillna(products["hs6_latest"])
     needs_qty = basis != "value"
     products["covered"] = (

@@ -77,6 +77,40 @@ def origin_matrix(flows: pd.DataFrame, production: pd.DataFrame) -> tuple[list[s
     return countries, origin
 
 
+def origin_system(
+    flows: pd.DataFrame, production: pd.DataFrame
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """The pieces of `origin_matrix` without solving it: countries, own = P/a, I − A, M.
+
+    S = diag(own) (I − A)⁻¹, so any weighted sum of its rows, wᵀS, is one solve
+    (I − A)ᵀ x = w ∘ own (see `weighted_origins`) instead of the n-column solve of S.
+    """
+    countries = sorted(set(flows["exporter"]) | set(flows["importer"]) | set(production["country"]))
+    index = {code: i for i, code in enumerate(countries)}
+    made = np.zeros(len(countries))
+    np.add.at(
+        made,
+        production["country"].map(index).to_numpy(dtype=np.int64),
+        production["amount"].to_numpy(dtype=float),
+    )
+    imports = import_matrix(flows, index)
+    availability = made + imports.sum(axis=0)
+    safe = np.where(availability > 0, availability, 1.0)
+    own = np.where(availability > 0, made / safe, 0.0)
+    return countries, own, np.eye(len(countries)) - imports / safe, imports
+
+
+def weighted_origins(own: np.ndarray, system: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """W S for a (k × n) weight matrix W: each row is Σ_o w_o S[o, c] over countries c, in [0, 1]
+    for weights in [0, 1] (S of `origin_matrix`)."""
+    right = (weights * own).T
+    try:
+        solved = np.linalg.solve(system.T, right)
+    except np.linalg.LinAlgError:
+        solved = np.linalg.lstsq(system.T, right, rcond=None)[0]
+    return np.clip(solved.T, 0.0, 1.0)
+
+
 def chained_origin_matrix(
     commodity: str,
     flows: pd.DataFrame,
