@@ -144,6 +144,8 @@ def test_dependence_json_has_the_documented_fields(isolated_user_data):
         "REE",
         "--year",
         "2023",
+        "--stage",
+        "refined",
         "--format",
         "json",
         data_dir=isolated_user_data,
@@ -153,23 +155,41 @@ def test_dependence_json_has_the_documented_fields(isolated_user_data):
     for field in (
         "importer",
         "commodity",
+        "stage",
         "year",
         "basis",
-        "production_t",
-        "imports_t",
-        "exports_t",
-        "apparent_consumption_t",
+        "unit",
+        "production",
+        "production_status",
+        "imports",
+        "exports",
+        "apparent_consumption",
         "import_reliance",
+        "status",
+        "flags",
         "hhi",
         "top3_share",
         "supplier_share",
         "traced_supplier_share",
+        "any_stage_share",
         "suppliers",
+        "codes_covered",
+        "codes_missing",
     ):
         assert field in record, field
-    assert record["supplier_share"] < record["traced_supplier_share"]
+    assert record["stage"] == "refined" and record["unit"] == "t REO"
+    # No refined-production series: each exporter counts as the processor of what it exports.
+    assert "traced_as_direct" in record["flags"]
+    assert record["traced_supplier_share"] == pytest.approx(record["supplier_share"])
+    assert record["any_stage_share"] >= record["supplier_share"] - 1e-12
     shares = [s["share"] for s in record["suppliers"]]
     assert shares == sorted(shares, reverse=True) and sum(shares) == pytest.approx(1.0)
+    every_stage = json.loads(
+        critmin(
+            "dependence", "DEU", "REE", "--year", "2023", "-f", "json", data_dir=isolated_user_data
+        ).stdout
+    )
+    assert [r["stage"] for r in every_stage] == ["mine", "refined", "product"]
 
 
 def test_dependence_all_trace_and_concentration_run(isolated_user_data):

@@ -170,12 +170,14 @@ def stage_trade_rows(year: int) -> pd.DataFrame:
 
     For each product of the map and year, the newest HS revision that holds data for it is
     used and older ones are dropped, so a flow present in two revisions (the bundled HS92 table
-    and a processed-stage HS17 table) is counted once. Columns: mineral, stage, row, hs_revision,
-    hs6, exporter, importer, gross_t, value_kusd, content_factor, share, counted.
+    and a processed-stage HS17 table) is counted once; flows listed in stage_overrides.csv move
+    to the stage their authority counts them at. Columns: mineral, stage, row, hs_revision,
+    hs6, exporter, importer, gross_t, value_kusd, content_factor, share, counted,
+    stage_override.
     """
     chain = supply_chain()
     rank = ", ".join(f"('{r}', {i})" for i, r in enumerate(HS_REVISIONS))
-    return query(
+    rows = query(
         f"""
         WITH chain AS (SELECT * FROM chain_frame),
         revision_rank(hs_revision, rank) AS (VALUES {rank}),
@@ -195,14 +197,34 @@ def stage_trade_rows(year: int) -> pd.DataFrame:
         [int(year)],
         frames={"chain_frame": chain},
     )
+    return _override_stages(rows, int(year))
+
+
+def _override_stages(rows: pd.DataFrame, year: int) -> pd.DataFrame:
+    """Move flows listed in stage_overrides.csv to the stage their authority counts them at."""
+    overrides = pd.DataFrame(read_commented_csv(CLASSIFICATIONS_DIR / "stage_overrides.csv"))
+    if overrides.empty:
+        return rows
+    years = pd.to_numeric(overrides["first_year"]), pd.to_numeric(overrides["last_year"])
+    active = overrides[(years[0] <= year) & (year <= years[1])]
+    keys = ["mineral", "hs6", "exporter"]
+    merged = rows.merge(
+        active[[*keys, "from_stage", "to_stage"]], on=keys, how="left", validate="many_to_one"
+    )
+    moved = merged["from_stage"].eq(merged["stage"])
+    merged.loc[moved, "stage"] = merged.loc[moved, "to_stage"]
+    merged["stage_override"] = moved
+    return merged.drop(columns=["from_stage", "to_stage"])
 
 
 def stage_production(year: int) -> pd.DataFrame:
     """Production of one year by mineral, stage and country in the stage's unit.
 
     Sources as supply_stages.csv names them: World Mining Data (the bundled production table) or
-    the USGS world tables (sources/usgs_world_production.csv). Columns: mineral, stage, country,
-    qty_t, source. Stages whose source is `none` have no rows.
+    the USGS world tables (sources/usgs_world_production.csv); where a stage's source has no
+    figure for the United States, USGS's national figure of the stage in the same unit
+    (reference/usgs_mcs2026.csv, e.g. rare-earth compounds and metals) fills it. Columns:
+    mineral, stage, country, qty_t, source. Other countries of a `none` stage have no rows.
     """
     stages = supply_stages()
     wmd = stages[stages["production_source"].str.startswith("wmd:")].assign(
@@ -227,6 +249,25 @@ def stage_production(year: int) -> pd.DataFrame:
                 source="USGS Mineral Commodity Summaries 2026"
             )
         )
+    national = usgs_us_production()
+    national = national[national["year"] == int(year)].merge(
+        stages[["mineral", "stage", "unit"]], on=["mineral", "stage", "unit"]
+    )
+    if frames:
+        have = pd.concat(frames)
+        have = set(zip(have["mineral"], have["stage"], have["country"], strict=True))
+        national = national[
+            [
+                (m, s, "USA") not in have
+                for m, s in zip(national["mineral"], national["stage"], strict=True)
+            ]
+        ]
+    if len(national):
+        frames.append(
+            national[["mineral", "stage", "country", "qty_t"]].assign(
+                source="USGS Mineral Commodity Summaries 2026 (United States)"
+            )
+        )
     if not frames:
         return pd.DataFrame(columns=["mineral", "stage", "country", "qty_t", "source"])
     out = pd.concat(frames, ignore_index=True)
@@ -244,6 +285,32 @@ def usgs_world_production() -> pd.DataFrame:
     table["year"] = pd.to_numeric(table["year"]).astype(int)
     table["qty_t"] = pd.to_numeric(table["qty_t"].replace("", None))
     return table
+
+
+@functools.cache
+def usgs_reference() -> pd.DataFrame:
+    """USGS MCS 2026 figures for the United States (reference/usgs_mcs2026.csv): mineral, year,
+    measure, stage, value, usgs_text, unit, what, chapter."""
+    path = CLASSIFICATIONS_DIR.parent / "reference" / "usgs_mcs2026.csv"
+    if not path.is_file():
+        return pd.DataFrame(
+            columns=["mineral", "year", "measure", "stage", "value", "usgs_text", "unit", "what"]
+        )
+    table = pd.DataFrame(read_commented_csv(path))
+    table["year"] = pd.to_numeric(table["year"]).astype(int)
+    table["value"] = pd.to_numeric(table["value"].replace("", None))
+    return table
+
+
+def usgs_us_production() -> pd.DataFrame:
+    """United States production by mineral and stage from USGS MCS 2026 (withheld figures are
+    left out): year, mineral, stage, unit, country, qty_t."""
+    table = usgs_reference()
+    rows = table[
+        (table["measure"] == "us_production") & table["stage"].isin(STAGES) & table["value"].notna()
+    ]
+    rows = rows.groupby(["year", "mineral", "stage", "unit"], as_index=False)["value"].sum()
+    return rows.rename(columns={"value": "qty_t"}).assign(country="USA")
 
 
 @functools.cache

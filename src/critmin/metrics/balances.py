@@ -203,12 +203,14 @@ def balance_sheet(
     exports = flows.groupby([*KEYS, "exporter"])["amount"].sum().rename("exports")
     exports.index = exports.index.set_names([*KEYS, "country"])
     made = production.groupby([*KEYS, "country"])["amount"].sum().rename("production")
-    sheet = pd.concat([made, imports, exports], axis=1).reset_index()
+    listed = pd.Series(True, index=made.index, name="listed")
+    sheet = pd.concat([made, listed, imports, exports], axis=1).reset_index()
     sheet[["imports", "exports"]] = sheet[["imports", "exports"]].fillna(0.0)
     coverage = bal.coverage[[*KEYS, "has_production", "production_source"]]
     sheet = sheet.merge(coverage, on=KEYS, how="left")
+    listed = sheet.pop("listed").fillna(False).astype(bool)
     has_series = sheet["production_source"].ne("none")
-    reported = has_series & sheet["has_production"].fillna(False).astype(bool)
+    reported = listed | (has_series & sheet["has_production"].fillna(False).astype(bool))
     if bal.basis == "gross":
         sheet["production_status"] = "none"
         sheet["production"] = np.nan
@@ -221,5 +223,6 @@ def balance_sheet(
             [reported, has_series], [sheet["production"].fillna(0.0), np.nan], implied
         )
     sheet["apparent_consumption"] = sheet["production"] + sheet["imports"] - sheet["exports"]
+    sheet["has_series"] = has_series
     sheet = sheet.drop(columns=["has_production", "production_source"])
     return sheet.sort_values([*KEYS, "country"]).reset_index(drop=True)

@@ -159,7 +159,7 @@ def traced_figures(flows: pd.DataFrame, sheet: pd.DataFrame, supplier: str) -> p
             stage_sheet = sheet_groups.get((mineral, stage))
             if stage_sheet is None:
                 continue
-            as_direct = bool(stage_sheet["production_status"].eq("implied").all())
+            as_direct = not bool(stage_sheet["has_series"].any())
             if as_direct:
                 countries, mix, imports = _direct_mix(stage_flows, stage_sheet)
                 total = imports.sum(axis=0)
