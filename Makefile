@@ -67,6 +67,7 @@ test: $(STAMP) $(GEOPOLRISK_WHEEL) lint browser audit
 # About 25 minutes on 2 cores; the registry fuzzing runs on PostgreSQL too.
 stress: $(STAMP) browser
 	$(BIN)/python benchmarks/load_test.py --rate 200 --seconds 60
+	$(BIN)/python benchmarks/model_load.py
 	@url=$$(scripts/pg_test_server.sh start $(PG_DIR) auto) || { echo "PostgreSQL did not start"; exit 1; }; \
 	CRITMIN_TEST_PG_URL=$$url CRITMIN_STRESS=1 HYPOTHESIS_PROFILE=explore \
 	  $(BIN)/pytest -q tests/fuzz tests/crash; status=$$?; \

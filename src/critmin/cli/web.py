@@ -18,7 +18,7 @@ def serve(
     workers: int = typer.Option(1, min=1, max=32, help="Server processes."),
 ) -> None:
     """Serve the pages and the JSON API (OpenAPI at /docs)."""
-    import uvicorn
+    from critmin.web.server import serve as serve_app
 
     console.print(f"critmin on http://{host}:{port}/ (API and OpenAPI: http://{host}:{port}/docs)")
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -28,14 +28,8 @@ def serve(
             "CRITMIN_WEB_READ_TOKEN=1, and traffic is not encrypted (put a TLS reverse proxy "
             "in front); see SECURITY.md"
         )
-    uvicorn.run(
-        "critmin.web.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-    )
+    # Timeouts for slow clients, a connection limit, a bounded shutdown (SECURITY.md).
+    serve_app(host, port, workers)
 
 
 @tokens.command("create")

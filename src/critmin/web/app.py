@@ -17,11 +17,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from critmin import __version__
 from critmin.data import commodity as resolve_commodity
 from critmin.errors import CritminError, InputError, NotFoundError, UnknownNameError
-from critmin.market.api import shock, zone
 from critmin.metrics.api import dependence, risk, trace, world_dependence
 from critmin.metrics.concentration import world_concentration
 from critmin.metrics.dependence import resolve_year
@@ -33,7 +33,9 @@ from critmin.scenarios.schema import Study, check_size, parse_yaml, validate_stu
 from critmin.web.cache import Cached
 from critmin.web.encode import plain_records
 from critmin.web.jobs import TABLES, QueueFull, RunQueue
+from critmin.web.models import ModelPool, ModelUnavailable
 from critmin.web.pages import router as pages_router
+from critmin.web.server import install_log_flood_control
 
 log = logging.getLogger("critmin.web")
 MAX_BODY_BYTES = 1_000_000  # request-size limit
@@ -147,10 +149,13 @@ def create_app(
     if read_token_required is None:
         read_token_required = os.environ.get("CRITMIN_WEB_READ_TOKEN", "") == "1"
     runs = RunQueue(runs_dir)
+    models = ModelPool()  # /api/shock and /api/zone: worker processes, bounded, cancellable
+    install_log_flood_control()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        models.close()
         runs.close()
 
     app = FastAPI(
@@ -194,7 +199,21 @@ def create_app(
 
     @app.exception_handler(NotFoundError)
     async def not_found(request: Request, error: NotFoundError):
-        return JSONResponse({"error": str(error)}, 404)
+        suggestions = getattr(error, "suggestions", None)  # an unknown name from a model worker
+        body = {"error": str(error), **({"suggestions": suggestions} if suggestions else {})}
+        return JSONResponse(body, 404)
+
+    @app.exception_handler(ModelUnavailable)
+    async def unavailable(request: Request, error: ModelUnavailable):
+        return JSONResponse(
+            {"error": str(error)}, 503, headers={"Retry-After": str(error.retry_after)}
+        )
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, error: ClientDisconnect):
+        # The client left mid-body: nobody reads the answer, and no traceback is logged
+        # (half-sent requests by the thousand would flood the log).
+        return JSONResponse({"error": "the client disconnected"}, 400)
 
     @app.exception_handler(RecordError)
     async def invalid_record(request: Request, error: RecordError):
@@ -321,22 +340,16 @@ def create_app(
         return await _risk(importer, commodity, year, method)
 
     @app.post("/api/shock", dependencies=readers, tags=["market"])
-    async def post_shock(request: ShockRequest) -> dict[str, Any]:
-        """An export ban or quota solved by the market model."""
-        args = request.model_dump()
-        result = await run_in_threadpool(
-            lambda: shock(args.pop("exporter"), args.pop("commodity"), **args)
-        )
-        return result.to_dict()
+    async def post_shock(body: ShockRequest, request: Request) -> dict[str, Any]:
+        """An export ban or quota solved by the market model (in a model worker process;
+        429 when the workers and their queue are full, 503 past the time limit)."""
+        return await models.call("shock", body.model_dump(), request.is_disconnected)
 
     @app.post("/api/zone", dependencies=readers, tags=["market"])
-    async def post_zone(request: ZoneRequest) -> dict[str, Any]:
-        """The preferential zone with floors, per commodity."""
-        args = request.model_dump()
-        results = await run_in_threadpool(
-            lambda: zone(args.pop("members"), args.pop("floors"), **args)
-        )
-        return {name: result.to_dict() for name, result in results.items()}
+    async def post_zone(body: ZoneRequest, request: Request) -> dict[str, Any]:
+        """The preferential zone with floors, per commodity (in a model worker process;
+        429 when the workers and their queue are full, 503 past the time limit)."""
+        return await models.call("zone", body.model_dump(), request.is_disconnected)
 
     @app.post(
         "/api/runs",
