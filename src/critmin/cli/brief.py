@@ -8,7 +8,9 @@ from pathlib import Path
 import typer
 
 from critmin.cli.output import console, stages
+from critmin.cli.sanitise import terminal_text
 from critmin.data import commodity as resolve_commodity
+from critmin.data.io import check_output_target
 from critmin.errors import InputError
 from critmin.report import write_brief
 from critmin.scenarios.briefing import DEFAULT_BLOC, DEFAULT_MINERALS, briefing
@@ -36,8 +38,9 @@ def brief(
         raise InputError(f"--today {today!r} is not YYYY-MM-DD") from None
     if out.is_dir():  # say so now, not after a minute of work
         raise InputError(f"--out {out} is a folder; give a file name such as {out}/brief.html")
+    check_output_target(out)  # a device, FIFO or symbolic link is refused now, too
     with stages(len(STAGES) + 1, "brief") as advance:
         data = briefing(bloc, ids, year, reference, progress=advance)
         path = write_brief(data, out)
         advance("written")
-    console.print(f"brief written: {path.resolve()}")
+    console.print(f"brief written: {terminal_text(path.resolve())}")

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from critmin.cli.output import OutputFormat, console, emit, emit_json, error_console
+from critmin.cli.sanitise import terminal_text
 from critmin.data import commodity as resolve_commodity
 from critmin.errors import InputError
 from critmin.market import calibrate, resolve_parameters
@@ -33,7 +34,7 @@ DASK = typer.Option(None, "--dask", help="Run on an existing Dask cluster: tcp:/
 
 def _progress(total: int, label: str):
     bar = Progress(
-        TextColumn(f"[bold]{escape(label)}"),
+        TextColumn(f"[bold]{escape(terminal_text(label))}"),
         BarColumn(),
         TextColumn("{task.completed:,}/{task.total:,}"),
         TimeElapsedColumn(),

@@ -15,6 +15,7 @@ from critmin.metrics.dependence import (
     resolve_year,
     supplier_shares,
 )
+from critmin.registry.records import canonical_record
 
 ACTIVE = ("signed", "in_force")
 
@@ -68,7 +69,8 @@ def reserved_flows(records: list[dict], year: int) -> pd.DataFrame:
     commodity, supplier, recipient, tonnes, floor_usd_per_t, agreement."""
     rows = [
         {
-            "commodity": item["mineral"],
+            # Written canonical since issue 19; an older row may still say "REE".
+            "commodity": canonical_record({"minerals": [item["mineral"]]})["minerals"][0],
             "supplier": item.get("supplier"),
             "recipient": item.get("recipient"),
             "tonnes": float(item["tonnes_per_year"]),
