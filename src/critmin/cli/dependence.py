@@ -21,6 +21,7 @@ STATUS_TEXT = {
     "not_traded": "none",
     "net_exporter": "exporter",
     "no_production_data": "no prod.",
+    "transit": "transit",
 }
 
 

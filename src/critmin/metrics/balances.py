@@ -181,7 +181,9 @@ def _coverage(rows: pd.DataFrame, production: pd.DataFrame, basis: str) -> pd.Da
     n_counted = coverage["codes_covered"].map(len) + coverage["codes_missing"].map(len)
     coverage["code_share"] = coverage["codes_covered"].map(len) / n_counted.replace(0, np.nan)
     order = {s: i for i, s in enumerate(STAGES)}
-    coverage = coverage.sort_values(["mineral", "stage"], key=lambda c: c.map(order).fillna(c))
+    coverage = coverage.sort_values(
+        ["mineral", "stage"], key=lambda c: c.map(order) if c.name == "stage" else c
+    )
     return coverage.reset_index(drop=True)
 
 

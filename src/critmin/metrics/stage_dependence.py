@@ -34,6 +34,7 @@ STATUSES = (
     "basket_split",
     "production_implied",
     "no_production_data",
+    "transit",
     "net_exporter",
     "not_traded",
     "no_trade_data",
@@ -45,8 +46,11 @@ def _keyed(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _unkeyed(frame: pd.DataFrame) -> pd.DataFrame:
+    rest = frame.drop(columns="commodity")
+    if frame.empty:
+        return rest.assign(mineral=pd.Series(dtype=object), stage=pd.Series(dtype=object))
     parts = frame["commodity"].str.split("|", n=1, expand=True)
-    return frame.drop(columns="commodity").assign(mineral=parts[0], stage=parts[1])
+    return rest.assign(mineral=parts[0], stage=parts[1])
 
 
 def merged_tables(
@@ -75,6 +79,30 @@ def stage_dependence_table(
     `import_reliance` is a fraction in [0, 1] or NaN, and `status` says why when NaN or bounded.
     """
     flows, made = merged_tables(bal, blocs or {})
+    table = dependence_grid(
+        bal, flows, made, supplier, risky_suppliers, minerals, stages, importers=[importer]
+    )
+    return table.drop(columns="country").rename(columns={"importer": "importer"})
+
+
+def dependence_grid(
+    bal: Balances,
+    flows: pd.DataFrame | None = None,
+    made: pd.DataFrame | None = None,
+    supplier: str = "CHN",
+    risky_suppliers: Sequence[str] = (),
+    minerals: Sequence[str] | None = None,
+    stages: Sequence[str] | None = None,
+    importers: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Dependence of every country (or of `importers`) at every mineral × stage, in one pass.
+
+    The same figures as `stage_dependence_table`, one row per importer × mineral × stage; the
+    origin systems are solved once per stage for all countries. The `suppliers` lists are
+    built only when `importers` is given (they are one dict per flow).
+    """
+    flows = bal.flows if flows is None else flows
+    made = bal.production if made is None else made
     coverage = bal.coverage
     if minerals is not None:
         coverage = coverage[coverage["mineral"].isin(list(minerals))]
@@ -84,58 +112,64 @@ def stage_dependence_table(
     flows = flows.merge(wanted, on=KEYS)
     made = made.merge(wanted, on=KEYS)
     sheet = balance_sheet(bal, flows, made)
-    row = wanted.merge(
-        sheet[sheet["country"] == importer].drop(columns="country"), on=KEYS, how="left"
+    if importers is None:
+        countries = sheet[["country"]].drop_duplicates()
+    else:
+        countries = pd.DataFrame({"country": list(importers)})
+    grid = wanted.merge(countries, how="cross")
+    grid = grid.merge(sheet.drop(columns="has_series"), on=[*KEYS, "country"], how="left")
+    grid[["imports", "exports"]] = grid[["imports", "exports"]].fillna(0.0)
+    grid = grid.merge(coverage, on=KEYS, how="left")
+    grid["net_imports"] = grid["imports"] - grid["exports"]
+    chosen = flows if importers is None else flows[flows["importer"].isin(list(importers))]
+    grid = grid.merge(
+        _share_figures(chosen, supplier, risky_suppliers, with_lists=importers is not None),
+        on=[*KEYS, "country"],
+        how="left",
     )
-    row[["imports", "exports"]] = row[["imports", "exports"]].fillna(0.0)
-    row = row.merge(coverage, on=KEYS, how="left")
-    row["net_imports"] = row["imports"] - row["exports"]
-    row = row.merge(_share_figures(flows, importer, supplier, risky_suppliers), on=KEYS, how="left")
-    traced = traced_figures(flows, sheet, supplier)
-    traced = traced[traced["country"] == importer].drop(columns="country")
-    row = row.merge(traced, on=KEYS, how="left")
-    _set_status(row, bal, importer)
-    row.insert(0, "importer", importer)
-    row.insert(3, "year", bal.year)
-    row.insert(4, "basis", bal.basis)
-    row["supplier"] = supplier
+    grid = grid.merge(traced_figures(flows, sheet, supplier), on=[*KEYS, "country"], how="left")
+    _set_status(grid, bal)
+    grid.insert(0, "importer", grid["country"])
+    grid.insert(3, "year", bal.year)
+    grid.insert(4, "basis", bal.basis)
+    grid["supplier"] = supplier
     order = {s: i for i, s in enumerate(STAGES)}
-    row = row.sort_values(["mineral", "stage"], key=lambda c: c.map(order).fillna(c))
-    return row.reset_index(drop=True)
+    grid = grid.sort_values(
+        ["importer", "mineral", "stage"], key=lambda c: c.map(order) if c.name == "stage" else c
+    )
+    return grid.reset_index(drop=True)
 
 
 def _share_figures(
-    flows: pd.DataFrame, importer: str, supplier: str, risky: Sequence[str]
+    flows: pd.DataFrame, supplier: str, risky: Sequence[str], with_lists: bool
 ) -> pd.DataFrame:
-    own = _keyed(flows[flows["importer"] == importer])
-    if own.empty:
-        return pd.DataFrame(columns=[*KEYS, "supplier_share", "hhi", "top3_share"])
-    shares = supplier_shares(own)
-    grouped = shares.groupby("commodity")
+    """Direct supplier shares per importer × mineral × stage: supplier_share, risky_share, hhi,
+    top3_share, n_suppliers (and `suppliers`, [{country, share}], when `with_lists`)."""
+    columns = [*KEYS, "country", "supplier_share", "risky_share", "hhi", "top3_share"]
+    if flows.empty:
+        return pd.DataFrame(columns=[*columns, "n_suppliers", "suppliers"])
+    shares = supplier_shares(_keyed(flows))
+    key = [shares["commodity"], shares["importer"]]
+    share = shares["share"]
     out = pd.DataFrame(
         {
-            "supplier_share": shares["share"]
-            .where(shares["exporter"] == supplier, 0.0)
-            .groupby(shares["commodity"])
+            "supplier_share": share.where(shares["exporter"] == supplier, 0.0).groupby(key).sum(),
+            "risky_share": share.where(shares["exporter"].isin(list(risky)), 0.0)
+            .groupby(key)
             .sum(),
-            "risky_share": shares["share"]
-            .where(shares["exporter"].isin(list(risky)), 0.0)
-            .groupby(shares["commodity"])
-            .sum(),
-            "hhi": (shares["share"] ** 2).groupby(shares["commodity"]).sum(),
-            "top3_share": shares["share"]
-            .where(shares["rank"] <= 3, 0.0)
-            .groupby(shares["commodity"])
-            .sum(),
-            "n_suppliers": grouped["exporter"].count(),
+            "hhi": (share**2).groupby(key).sum(),
+            "top3_share": share.where(shares["rank"] <= 3, 0.0).groupby(key).sum(),
+            "n_suppliers": share.groupby(key).count(),
         }
     )
-    shares["item"] = [
-        {"country": c, "share": float(s)}
-        for c, s in zip(shares["exporter"], shares["share"], strict=True)
-    ]
-    out["suppliers"] = grouped["item"].agg(list)
-    return _unkeyed(out.rename_axis("commodity").reset_index())
+    if with_lists:
+        shares["item"] = [
+            {"country": c, "share": float(s)}
+            for c, s in zip(shares["exporter"], shares["share"], strict=True)
+        ]
+        out["suppliers"] = shares.groupby(key)["item"].agg(list)
+    out = out.rename_axis(["commodity", "country"]).reset_index()
+    return _unkeyed(out)
 
 
 def traced_figures(flows: pd.DataFrame, sheet: pd.DataFrame, supplier: str) -> pd.DataFrame:
@@ -254,16 +288,18 @@ def _upstream_weights(
     return weights
 
 
-def _set_status(row: pd.DataFrame, bal: Balances, importer: str) -> None:
+def _set_status(row: pd.DataFrame, bal: Balances) -> None:
     has_any = (row["imports"] > 0) | (row["exports"] > 0) | (row["production"].fillna(0) > 0)
-    consumption = row["apparent_consumption"]
-    reliance = row["net_imports"] / consumption
+    consumption = row["apparent_consumption"].astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reliance = row["net_imports"].astype(float) / consumption
     status = np.select(
         [
             ~row["has_trade"].fillna(False).astype(bool),
             ~has_any,
             row["net_imports"] < 0,
             row["production_status"].isin(["missing", "none"]) | consumption.isna(),
+            consumption <= 0,
             row["production_status"].eq("implied"),
             row["basket_split"].fillna(False).astype(bool),
         ],
@@ -272,6 +308,7 @@ def _set_status(row: pd.DataFrame, bal: Balances, importer: str) -> None:
             "not_traded",
             "net_exporter",
             "no_production_data",
+            "transit",
             "production_implied",
             "basket_split",
         ],
@@ -294,34 +331,18 @@ def _set_status(row: pd.DataFrame, bal: Balances, importer: str) -> None:
         ~np.isin(status, ["no_trade_data", "not_traded"])
     )
     row["n_suppliers"] = row["n_suppliers"].fillna(0).astype(int)
-    row["suppliers"] = row["suppliers"].apply(lambda v: v if isinstance(v, list) else [])
-    corrected = bal.corrections
-    touched = set(
-        zip(
-            corrected.loc[corrected["importer"] == importer, "mineral"],
-            corrected.loc[corrected["importer"] == importer, "stage"],
-            strict=True,
-        )
-    )
-    row["flags"] = [
-        [
-            flag
-            for flag, on in (
-                ("basket_split", bool(b) if isinstance(b, bool | np.bool_) else False),
-                ("partial_codes", isinstance(m, list) and len(m) > 0),
-                ("quantity_corrected", (mi, st) in touched),
-                ("production_implied", p == "implied"),
-                ("traced_as_direct", d is True),
-            )
-            if on
-        ]
-        for b, m, mi, st, p, d in zip(
-            row["basket_split"],
-            row["codes_missing"],
-            row["mineral"],
-            row["stage"],
-            row["production_status"],
-            row["traced_as_direct"],
-            strict=True,
-        )
-    ]
+    if "suppliers" in row:
+        row["suppliers"] = row["suppliers"].apply(lambda v: v if isinstance(v, list) else [])
+    touched = bal.corrections[["mineral", "stage", "importer"]].drop_duplicates()
+    touched = touched.rename(columns={"importer": "country"}).assign(corrected=True)
+    corrected = row[[*KEYS, "country"]].merge(touched, how="left")["corrected"].notna()
+    flags = {
+        "basket_split": row["basket_split"].fillna(False).astype(bool).to_numpy(),
+        "partial_codes": (row["codes_missing"].map(len) > 0).to_numpy(),
+        "quantity_corrected": corrected.to_numpy(),
+        "production_implied": row["production_status"].eq("implied").to_numpy(),
+        "traced_as_direct": row["traced_as_direct"].eq(True).to_numpy(),
+    }
+    names = np.array(list(flags))
+    matrix = np.column_stack(list(flags.values()))
+    row["flags"] = [list(names[on]) for on in matrix]
