@@ -17,6 +17,7 @@ EXPECTED_TABLES = {
     "governance_geopolrisk",
     "commodities",
     "countries",
+    "stage_trade",
 }
 
 
