@@ -223,7 +223,8 @@ def stage_production(year: int) -> pd.DataFrame:
     Sources as supply_stages.csv names them: World Mining Data (the bundled production table) or
     the USGS world tables (sources/usgs_world_production.csv); where a stage's source has no
     figure for the United States, USGS's national figure of the stage in the same unit
-    (reference/usgs_mcs2026.csv, e.g. rare-earth compounds and metals) fills it. Columns:
+    (reference/usgs_mcs2026.csv, e.g. rare-earth compounds and metals; primary and secondary)
+    fills it. A country whose figures are withheld keeps a row with qty_t NaN. Columns:
     mineral, stage, country, qty_t, source. Other countries of a `none` stage have no rows.
     """
     stages = supply_stages()
@@ -244,34 +245,43 @@ def stage_production(year: int) -> pd.DataFrame:
     if len(usgs) and len(world):
         rows = world[(world["year"] == int(year)) & (world["country"] != "WLD")]
         rows = rows.merge(usgs, on=["mineral", "stage"])
-        frames.append(
-            rows[["mineral", "stage", "country", "qty_t"]].assign(
-                source="USGS Mineral Commodity Summaries 2026"
-            )
+        # Several tables can feed one stage (ferrosilicon and silicon metal); a country whose
+        # figures are all withheld (W) keeps a row without quantity.
+        rows = rows.groupby(["mineral", "stage", "country"], as_index=False)["qty_t"].sum(
+            min_count=1
         )
+        frames.append(rows.assign(source="USGS Mineral Commodity Summaries 2026"))
+    have: set[tuple[str, str, str]] = set()
+    if frames:
+        known = pd.concat(frames)
+        known = known[known["qty_t"].notna()]
+        have = set(zip(known["mineral"], known["stage"], known["country"], strict=True))
     national = usgs_us_production()
     national = national[national["year"] == int(year)].merge(
         stages[["mineral", "stage", "unit"]], on=["mineral", "stage", "unit"]
     )
-    if frames:
-        have = pd.concat(frames)
-        have = set(zip(have["mineral"], have["stage"], have["country"], strict=True))
-        national = national[
-            [
-                (m, s, "USA") not in have
-                for m, s in zip(national["mineral"], national["stage"], strict=True)
-            ]
-        ]
+    keys = list(zip(national["mineral"], national["stage"], strict=True))
+    national = national[[(m, s, "USA") not in have for m, s in keys]]
     if len(national):
+        filled = set(zip(national["mineral"], national["stage"], strict=True))
+        frames = [
+            f[
+                [
+                    not (c == "USA" and (m, s) in filled)
+                    for m, s, c in zip(f["mineral"], f["stage"], f["country"], strict=True)
+                ]
+            ]
+            for f in frames
+        ]
         frames.append(
             national[["mineral", "stage", "country", "qty_t"]].assign(
-                source="USGS Mineral Commodity Summaries 2026 (United States)"
+                source="USGS Mineral Commodity Summaries 2026 (United States, primary and "
+                "secondary)"
             )
         )
     if not frames:
         return pd.DataFrame(columns=["mineral", "stage", "country", "qty_t", "source"])
-    out = pd.concat(frames, ignore_index=True)
-    return out[out["qty_t"].notna()].reset_index(drop=True)
+    return pd.concat(frames, ignore_index=True).reset_index(drop=True)
 
 
 @functools.cache
@@ -303,12 +313,14 @@ def usgs_reference() -> pd.DataFrame:
 
 
 def usgs_us_production() -> pd.DataFrame:
-    """United States production by mineral and stage from USGS MCS 2026 (withheld figures are
-    left out): year, mineral, stage, unit, country, qty_t."""
+    """United States production by mineral and stage from USGS MCS 2026, primary and secondary
+    (scrap) output of a stage together, as USGS's apparent consumption counts them; withheld
+    figures are left out. Columns: year, mineral, stage, unit, country, qty_t."""
     table = usgs_reference()
-    rows = table[
-        (table["measure"] == "us_production") & table["stage"].isin(STAGES) & table["value"].notna()
-    ]
+    rows = table[(table["measure"] == "us_production") & table["value"].notna()]
+    # USGS counts secondary (scrap) output in apparent consumption: it is refined-stage output.
+    rows = rows.assign(stage=rows["stage"].replace({"secondary": "refined"}))
+    rows = rows[rows["stage"].isin(STAGES)]
     rows = rows.groupby(["year", "mineral", "stage", "unit"], as_index=False)["value"].sum()
     return rows.rename(columns={"value": "qty_t"}).assign(country="USA")
 

@@ -101,7 +101,7 @@ def _balances(year: int, basis: str, _data_dir: str) -> Balances:
 
 def _production(year: int, basis: str, rows: pd.DataFrame) -> pd.DataFrame:
     made = stage_production(year).rename(columns={"qty_t": "amount"})
-    made = made.groupby([*KEYS, "country", "source"], as_index=False)["amount"].sum()
+    made = made.groupby([*KEYS, "country", "source"], as_index=False)["amount"].sum(min_count=1)
     if basis == "gross":
         return made.iloc[0:0]
     if basis == "value":
@@ -194,9 +194,10 @@ def balance_sheet(
 
     `flows`/`production` default to the balances' own (pass bloc-merged ones to treat a bloc as
     one economy). `production_status`: `reported` (a country of a stage with a production
-    series, 0 when the series does not list it), `missing` (the series has no figures for the
-    year), `implied` (no series: max(0, exports − imports), the least the trade implies) or
-    `none` (gross basis: no production figure).
+    series, 0 when the series does not list it), `withheld` (the source withholds the figure,
+    e.g. USGS's W), `missing` (the series has no figures for the year), `implied` (no series:
+    max(0, exports − imports), the least the trade implies) or `none` (gross basis: no
+    production figure).
     """
     flows = bal.flows if flows is None else flows
     production = bal.production if production is None else production
@@ -204,13 +205,16 @@ def balance_sheet(
     imports.index = imports.index.set_names([*KEYS, "country"])
     exports = flows.groupby([*KEYS, "exporter"])["amount"].sum().rename("exports")
     exports.index = exports.index.set_names([*KEYS, "country"])
-    made = production.groupby([*KEYS, "country"])["amount"].sum().rename("production")
+    made = production.groupby([*KEYS, "country"])["amount"].sum(min_count=1)
+    made = made.rename("production")
     listed = pd.Series(True, index=made.index, name="listed")
-    sheet = pd.concat([made, listed, imports, exports], axis=1).reset_index()
+    withheld = made.isna().rename("withheld")
+    sheet = pd.concat([made, listed, withheld, imports, exports], axis=1).reset_index()
     sheet[["imports", "exports"]] = sheet[["imports", "exports"]].fillna(0.0)
     coverage = bal.coverage[[*KEYS, "has_production", "production_source"]]
     sheet = sheet.merge(coverage, on=KEYS, how="left")
     listed = sheet.pop("listed").fillna(False).astype(bool)
+    withheld = sheet.pop("withheld").fillna(False).astype(bool)
     has_series = sheet["production_source"].ne("none")
     reported = listed | (has_series & sheet["has_production"].fillna(False).astype(bool))
     if bal.basis == "gross":
@@ -218,11 +222,13 @@ def balance_sheet(
         sheet["production"] = np.nan
     else:
         sheet["production_status"] = np.select(
-            [reported, has_series], ["reported", "missing"], "implied"
+            [withheld, reported, has_series], ["withheld", "reported", "missing"], "implied"
         )
         implied = (sheet["exports"] - sheet["imports"]).clip(lower=0.0)
         sheet["production"] = np.select(
-            [reported, has_series], [sheet["production"].fillna(0.0), np.nan], implied
+            [withheld, reported, has_series],
+            [np.nan, sheet["production"].fillna(0.0), np.nan],
+            implied,
         )
     sheet["apparent_consumption"] = sheet["production"] + sheet["imports"] - sheet["exports"]
     sheet["has_series"] = has_series

@@ -298,7 +298,7 @@ def _set_status(row: pd.DataFrame, bal: Balances) -> None:
             ~row["has_trade"].fillna(False).astype(bool),
             ~has_any,
             row["net_imports"] < 0,
-            row["production_status"].isin(["missing", "none"]) | consumption.isna(),
+            row["production_status"].isin(["missing", "none", "withheld"]) | consumption.isna(),
             consumption <= 0,
             row["production_status"].eq("implied"),
             row["basket_split"].fillna(False).astype(bool),
