@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,15 @@ COMMANDS = {
     "baci": ["data", "import-baci"],
     "registry": ["agreements", "import"],
     "scenarios": ["run"],
+}
+
+
+_MOU = {
+    "id": "corpus-mou",
+    "title": "Corpus MoU",
+    "kind": "memorandum",
+    "status": "signed",
+    "parties": [{"party": "USA"}, {"party": "AUS"}],
 }
 
 
@@ -48,6 +58,15 @@ def generate(kind: str, folder: Path) -> Path:
         path.write_text(json.dumps([record] * 20_000))
     elif kind == "deep_yaml":
         path.write_text("name: deep\ncommodities: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    elif kind == "long_notes":  # 20 MB of notes: under the import's byte bound, over notes'
+        path.write_text(json.dumps([{**_MOU, "notes": "n" * 20_000_001}]))
+    elif kind == "fifo_json":  # opening a FIFO waits for a writer for ever
+        path = folder / "fifo.json"
+        os.mkfifo(path)
+    elif kind == "fifo_extends":
+        os.mkfifo(folder / "parent.yaml")
+        path = folder / "child.yaml"
+        path.write_text("name: child\nextends: parent.yaml\n")
     elif kind == "big_yaml":
         path = folder / "big.yaml"
         path.write_text("name: big\ncommodities: [rare_earths]\ndescription: " + "x" * 3_000_000)
@@ -82,7 +101,10 @@ def test_bad_input_on_the_command_line(entry, case, command, tmp_path, capsys, i
     before = stored_state(isolated_user_data)
     out = tmp_path / "out"
     if "args" in case:
-        argv = [a.replace("{corpus}", str(CORPUS)) for a in case["args"]]
+        argv = [
+            a.replace("{corpus}", str(CORPUS)).replace("{actor100k}", "x" * 100_000)
+            for a in case["args"]
+        ]
     else:
         path = generate(case["generate"], tmp_path) if "generate" in case else CORPUS / case["file"]
         argv = [*case.get("command", command), str(path)]
