@@ -43,6 +43,9 @@ class Calibration:
     reference_price_usd_t: float
     rest_of_world: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    stage: str | None = None  # mine | refined | product when calibrated on a stage's balances
+    unit: str = "t"  # what `tonnes` count (a stage's content unit: t REO, t Ga ...)
+    production_year: int | None = None  # year of the production figures (None: no series)
 
     @property
     def size(self) -> int:
