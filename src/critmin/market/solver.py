@@ -106,9 +106,12 @@ class Problem:
         count = self.quota_fraction.shape[1]
         self.ej = np.zeros((len(self.quota_pairs), count))
         self.ej[np.arange(len(self.quota_pairs)), self.pj] = 1.0
-        self.ev = np.eye(size)[pv[self.quota_pairs]]  # (Q, N) one-hot market of quota pairs
-        self.eq = self.er[self.quota_pairs]  # (Q, S) one-hot origin of quota pairs
         self.quota_base = base[self.quota_pairs] @ self.ej  # (J,)
+        # Quota pairs summed into (constraint, market) and (origin, constraint) cells, for
+        # the quota rows of the Jacobian (sums over a few hundred pairs, not dense one-hot
+        # products over every pair × market).
+        self.jv_cells = _cells(self.pj * size + pv[self.quota_pairs])
+        self.sj_cells = _cells(pr[self.quota_pairs] * count + self.pj)
 
     BATCH_FIELDS = (
         "guarantee", "stock", "capacity", "sigma", "eta", "supply_elasticity", "cutoff",
@@ -184,8 +187,8 @@ class State:
     `Problem.pr`, `Problem.pv` (use `Problem.dense` for a matrix)."""
 
     world_price: np.ndarray  # (B, N) P* (1 for countries that sell nothing)
-    landed: np.ndarray  # (B, P) p
-    unfloored: np.ndarray  # (B, P) P* · wedge · (1 + τ)
+    log_landed: np.ndarray  # (B, P) log p
+    log_unfloored: np.ndarray  # (B, P) log (P* · wedge · (1 + τ))
     composite: np.ndarray  # (B, N) P_v (inf where cut off)
     flows: np.ndarray  # (B, P) q
     demand_index: np.ndarray  # (B, N) D_v, composite consumption / base (stock included)
@@ -195,6 +198,53 @@ class State:
     quota_use: np.ndarray  # (B, J) Σ q / Σ q0 over each constraint
     residual: np.ndarray  # (B, N + J)
     jacobian: np.ndarray | None
+    # What the Jacobian is made of (`jacobian_at`), kept so that it can be computed later,
+    # and only for the scenarios that need it.
+    share_g: np.ndarray  # (B, P) value share where ∂ log p / ∂ z = 1, else 0
+    passes: np.ndarray  # (B, P) bool: open, live, not at the floor
+    kappa: np.ndarray  # (B, N) κ_v
+    demand: np.ndarray  # (B, S) Σ_v q_rv (floored at 1e-300)
+    elastic: np.ndarray  # (B, S) bool: supply responds to z (not guaranteed, not capped)
+    u: np.ndarray  # (B, J)
+    slack: np.ndarray  # (B, J)
+    radius: np.ndarray  # (B, J)
+
+    def take(self, rows: np.ndarray) -> State:
+        """The scenarios `rows` (copies), without the Jacobian."""
+        parts = {
+            name: None if name == "jacobian" else getattr(self, name)[rows]
+            for name in self.__dataclass_fields__
+        }
+        return State(**parts)
+
+    @property
+    def landed(self) -> np.ndarray:
+        """(B, P) landed prices p (exponentiated when asked: the solver works in logs)."""
+        return np.exp(self.log_landed)
+
+    @property
+    def unfloored(self) -> np.ndarray:
+        """(B, P) P* · wedge · (1 + τ) before any floor."""
+        return np.exp(self.log_unfloored)
+
+
+def _cells(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group positions by integer cell key: (positions sorted by key, start of each group,
+    the group's key), for `_cell_sums`."""
+    order = np.argsort(keys, kind="stable")
+    cells, starts = np.unique(keys[order], return_index=True)
+    return order, starts, cells
+
+
+def _cell_sums(
+    values: np.ndarray, cells: tuple[np.ndarray, np.ndarray, np.ndarray], shape: tuple
+) -> np.ndarray:
+    """(B, Q) values summed into their cells → array of `shape` (B, ...), zero elsewhere."""
+    order, starts, keys = cells
+    out = np.zeros((shape[0], int(np.prod(shape[1:]))))
+    if len(order):
+        out[:, keys] = np.add.reduceat(values[:, order], starts, axis=1)
+    return out.reshape(shape)
 
 
 def _by_market(pb: Problem, values: np.ndarray, reduce: np.ufunc, empty: float) -> np.ndarray:
@@ -207,8 +257,6 @@ def _by_market(pb: Problem, values: np.ndarray, reduce: np.ufunc, empty: float) 
 def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = True) -> State:
     """Residuals (and the analytic Jacobian) of every scenario of the batch at (z, u)."""
     pb = problem
-    batch, size = z.shape  # size = number of selling origins
-    markets = pb.q0.shape[0]
     pr, pv = pb.pr, pb.pv
     log_base = z[:, pr] + pb.log_wedge
     if len(pb.quota_pairs):
@@ -253,8 +301,8 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
 
     state = State(
         world_price=pb.full(world_price, 1.0),
-        landed=np.exp(log_p),
-        unfloored=np.exp(log_base),
+        log_landed=log_p,
+        log_unfloored=log_base,
         composite=np.exp(log_composite),
         flows=flows,
         demand_index=np.where(pb.alive, demand_index, 0.0),
@@ -264,26 +312,49 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
         quota_use=use,
         residual=residual,
         jacobian=None,
+        share_g=share * (live & ~floored),
+        passes=live & ~floored,  # ∂ log p / ∂ z = 1 on these flows
+        kappa=kappa,
+        demand=demand,
+        elastic=(world_price >= pb.guarantee) & ~capped,
+        u=u,
+        slack=slack,
+        radius=radius,
     )
-    if not jacobian:
-        return state
+    if jacobian:
+        state.jacobian = jacobian_at(problem, state)
+    return state
 
-    passes = live & ~floored  # ∂ log p / ∂ z = 1 on these flows
-    share_g = share * passes
+
+def jacobian_at(problem: Problem, state: State) -> np.ndarray:
+    """The analytic (generalised) Jacobian of the residuals at `state`, (B, S + J, S + J)."""
+    pb = problem
+    pr, pv = pb.pr, pb.pv
+    batch, size = state.demand.shape
+    markets = pb.q0.shape[0]
+    flows, share_g, kappa, demand = state.flows, state.share_g, state.kappa, state.demand
+    u, slack, radius = state.u, state.slack, state.radius
+    quota_on = np.isfinite(pb.quota_fraction)
+    quota_base = np.where(pb.quota_base > 0, pb.quota_base, 1.0)
+    sigma_p = pb.sigma[:, pv]
+    passes = state.passes
     weight = flows * (pb.sigma + kappa)[:, pv]
     own = sigma_p * flows * passes
-    rows = np.arange(batch)[:, None]
-    weight_matrix = np.zeros((batch, size, markets))
-    weight_matrix[rows, pr, pv] = weight
-    share_matrix = np.zeros((batch, size, markets))
-    share_matrix[rows, pr, pv] = share_g
+    # (B, S, N) weights and (B, N, S) shares, both contiguous for the batched products;
+    # filled through flat pair positions (one fancy index instead of three).
+    weight_matrix = np.zeros((batch, size * markets))
+    weight_matrix[:, pr * markets + pv] = weight
+    weight_matrix = weight_matrix.reshape(batch, size, markets)
+    share_t = np.zeros((batch, markets * size))
+    share_t[:, pv * size + pr] = share_g
+    share_t = share_t.reshape(batch, markets, size)
     # Dense batched product: on these sizes it beats summing the Σ_v k_v² pair products
     # (gathers over scattered pairs are memory-bound; measured 6.7 vs 15 ms for 64 scenarios).
-    jzz = weight_matrix @ share_matrix.transpose(0, 2, 1)
+    jzz = weight_matrix @ share_t
     diag = np.arange(size)
     jzz[:, diag, diag] -= own @ pb.er
     jzz /= demand[:, :, None]
-    jzz[:, diag, diag] -= pb.supply_elasticity * (world_price >= pb.guarantee) * ~capped
+    jzz[:, diag, diag] -= pb.supply_elasticity * state.elastic
     count = u.shape[1]
     if not count:
         jac = jzz
@@ -292,13 +363,14 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
         jac[:, :size, :size] = jzz
     if count:
         qp = pb.quota_pairs
-        ej_t = pb.ej.T
         sg_p, own_p, q_p = share_g[:, qp], own[:, qp], flows[:, qp]
-        spread = ej_t @ (sg_p[:, :, None] * pb.ev)  # (B, J, N): Σ_(rv∈j) s g on market v
-        jzu = -(pb.eq.T @ (own_p[:, :, None] * pb.ej)) + weight_matrix @ spread.transpose(0, 2, 1)
+        jv, sj = (batch, count, markets), (batch, size, count)
+        spread = _cell_sums(sg_p, pb.jv_cells, jv)  # (B, J, N): Σ_(rv∈j) s g on market v
+        own_sj = _cell_sums(own_p, pb.sj_cells, sj)  # (B, S, J): Σ_(rv∈j) σ q g of origin r
+        jzu = -own_sj + weight_matrix @ spread.transpose(0, 2, 1)
         jac[:, :size, size:] = jzu / demand[:, :, None]
-        mq = (ej_t @ (q_p[:, :, None] * pb.ev)) * (pb.sigma + kappa)[:, None, :]
-        duse_dz = -(ej_t @ (own_p[:, :, None] * pb.eq)) + mq @ share_matrix.transpose(0, 2, 1)
+        mq = _cell_sums(q_p, pb.jv_cells, jv) * (pb.sigma + kappa)[:, None, :]
+        duse_dz = -own_sj.transpose(0, 2, 1) + mq @ share_t
         duse_du = mq @ spread.transpose(0, 2, 1)
         duse_du[:, np.arange(count), np.arange(count)] -= own_p @ pb.ej
         duse_dz /= quota_base[:, None]
@@ -314,8 +386,7 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
         rows_b, rows_n = np.nonzero(inactive)
         jac[rows_b, rows_n, :] = 0.0
         jac[rows_b, rows_n, rows_n] = 1.0
-    state.jacobian = jac
-    return state
+    return jac
 
 
 @dataclass
@@ -346,15 +417,31 @@ def solve(
     names: list[str] | None = None,
     tolerance: float = TOLERANCE,
     max_iterations: int = MAX_ITERATIONS,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Solution:
-    """Solve every scenario of the batch; raise SolverError naming any that fails."""
+    """Solve every scenario of the batch; raise SolverError naming any that fails.
+
+    `start` = (z, u), (B, S) log world prices of the selling origins and (B, J) log quota
+    wedges to start Newton from (default: the base point, all zeros)."""
     batch, size = problem.guarantee.shape  # origins that sell
     count = problem.quota_fraction.shape[1]
-    z = np.zeros((batch, size))
-    u = np.zeros((batch, count))
+    z = np.zeros((batch, size)) if start is None else np.array(start[0], dtype=float)
+    u = np.zeros((batch, count)) if start is None else np.array(start[1], dtype=float)
     iterations = np.zeros(batch, dtype=int)
-    state = evaluate(problem, z, u)
+    # Residuals first; the Jacobian only where a step is still to be taken (in an ensemble
+    # most draws restrict nothing and are solved at the start).
+    state = evaluate(problem, z, u, jacobian=False)
     norm = np.abs(state.residual).max(axis=1, initial=0.0)
+    state.jacobian = np.zeros((batch, size + count, size + count))
+    current = np.zeros(batch, bool)  # the scenario's Jacobian is the one at its current point
+
+    def refresh(rows: np.ndarray) -> None:
+        if len(rows):
+            sub = problem.take(rows) if len(rows) < batch else problem
+            state.jacobian[rows] = jacobian_at(sub, state.take(rows))
+            current[rows] = True
+
+    refresh(np.flatnonzero(~(norm < tolerance)))
     stalled = np.zeros(batch, bool)
     for _ in range(max_iterations):
         todo = np.flatnonzero(~(norm < tolerance) & ~stalled)
@@ -373,36 +460,46 @@ def solve(
         z_new, u_new = z[todo].copy(), u[todo].copy()
         first_trial = None
         for attempt in range(40):
+            # The full step for all, then shorter ones only for the scenarios still refused.
+            idx = np.flatnonzero(~accepted)
+            at = todo[idx]
             z_try = np.clip(
-                z[todo] + length[:, None] * step[:, :size], -LOG_PRICE_BOUND, LOG_PRICE_BOUND
+                z[at] + length[idx, None] * step[idx, :size], -LOG_PRICE_BOUND, LOG_PRICE_BOUND
             )
-            u_try = np.clip(u[todo] + length[:, None] * step[:, size:], -5.0, LOG_PRICE_BOUND)
-            # The full step is usually taken: evaluate it with its Jacobian, to be reused.
-            trial = evaluate(sub, z_try, u_try, jacobian=attempt == 0)
+            u_try = np.clip(u[at] + length[idx, None] * step[idx, size:], -5.0, LOG_PRICE_BOUND)
+            trial = evaluate(sub if attempt == 0 else sub.take(idx), z_try, u_try, False)
             if attempt == 0:
                 first_trial = trial
             trial_merit = 0.5 * (trial.residual**2).sum(axis=1)
             # Armijo: the merit must fall by a fraction of the decrease the (clipped) Newton
             # step predicts, 2 · clip · length · merit.
-            good = ~accepted & (trial_merit <= (1.0 - 2e-4 * clip * length) * merit)
-            z_new[good], u_new[good] = z_try[good], u_try[good]
-            accepted |= good
+            good = trial_merit <= (1.0 - 2e-4 * clip[idx] * length[idx]) * merit[idx]
+            z_new[idx[good]], u_new[idx[good]] = z_try[good], u_try[good]
+            accepted[idx[good]] = True
             if accepted.all():
                 break
-            length = np.where(accepted, length, 0.5 * length)
+            length[~accepted] *= 0.5
         # Where no step length decreases the merit take the smallest tried: a semismooth
         # kink can stall the line search while the full step is still the right direction.
-        z_new[~accepted], u_new[~accepted] = z_try[~accepted], u_try[~accepted]
-        stalled[todo] = ~accepted & (norm[todo] < STALL_TOLERANCE)
+        if not accepted.all():
+            z_new[idx[~good]], u_new[idx[~good]] = z_try[~good], u_try[~good]
+        stalled[todo] = ~accepted & (norm[todo] < STALL_TOLERANCE) & current[todo]
         full_step = accepted & (length == 1.0)
         z[todo], u[todo] = z_new, u_new
         iterations[todo] += 1
         _store(state, first_trial, todo[full_step], np.flatnonzero(full_step))
         rest = np.flatnonzero(~full_step)
         if len(rest):
-            fresh = evaluate(sub.take(rest), z[todo[rest]], u[todo[rest]])
+            fresh = evaluate(sub.take(rest), z[todo[rest]], u[todo[rest]], jacobian=False)
             _store(state, fresh, todo[rest], np.arange(len(rest)))
-        norm[todo] = np.abs(state.residual[todo]).max(axis=1, initial=0.0)
+        before, norm[todo] = norm[todo], np.abs(state.residual[todo]).max(axis=1, initial=0.0)
+        # Shamanskii's variant of Newton: where a full step with a current Jacobian cut the
+        # residual tenfold (the quadratic region), the next step reuses that Jacobian; the one
+        # after takes a new one. A step with a reused Jacobian that falls short is followed
+        # by a new Jacobian, and only a current one can declare a stall.
+        reuse = full_step & current[todo] & (norm[todo] <= 0.1 * before)
+        current[todo] = False
+        refresh(todo[~reuse & ~(norm[todo] < tolerance)])
     failed = np.flatnonzero(~(norm < tolerance) & ~(stalled & (norm < STALL_TOLERANCE)))
     if len(failed):
         first = failed[0]
@@ -420,4 +517,5 @@ def _store(state: State, fresh: State, rows: np.ndarray, source: np.ndarray) -> 
     if not len(rows):
         return
     for name in State.__dataclass_fields__:
-        getattr(state, name)[rows] = getattr(fresh, name)[source]
+        if getattr(fresh, name) is not None:
+            getattr(state, name)[rows] = getattr(fresh, name)[source]

@@ -5,6 +5,12 @@ Reproducible by construction: all random numbers are drawn up front from one see
 generator (numpy PCG64), the draws are cut into fixed chunks of 64 whatever the number of
 workers, and each chunk is solved on its own — so the same seed gives the same numbers
 on one core, on several, or on a Dask cluster (`distributed`).
+
+Fast by grouping: draws are ordered by their restriction pattern (which suppliers ban,
+which set a quota) so that a chunk holds alike draws, and each pattern is first solved
+once at the central elasticities and quota fraction; its draws start Newton from that
+solution (about four iterations instead of six). Draws that restrict nothing are solved
+at the base point with one evaluation.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from critmin.market.solver import Problem, solve
 from critmin.scenarios.hazard import HazardModel
 
 CHUNK = 64
+MIN_PATTERN_DRAWS = 3  # a restriction pattern this frequent gets its own Newton start
+LINEAR_PATTERN_DRAWS = 20  # ... and this frequent, a first-order one (see start_points)
+STEP = 0.05  # finite-difference step on elasticity factors and quota fractions
 MAX_DRAWS = 100_000  # default resource limit; raise it explicitly for bigger runs
 # No configuration goes beyond this: a draw holds about 250 bytes of results (10 M draws
 # reached 2.5 GB), so 1 M draws stay near 250 MB on an analyst's laptop.
@@ -94,9 +103,13 @@ def solve_chunk(
     fraction: np.ndarray,
     multipliers: np.ndarray,
     stock: np.ndarray | None = None,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
+    unknowns: bool = False,
 ) -> dict[str, np.ndarray]:
     """Solve one chunk of draws (a pure function of its arguments: runs on any worker).
-    `stock` (rows × N, base-price kUSD) replaces the policy's stockpile releases."""
+    `stock` (rows × N, base-price kUSD) replaces the policy's stockpile releases; `start`
+    (z, u) is where Newton starts (see `solver.solve`); `unknowns` adds the solution's z
+    and u to the output."""
     count, size = len(banned), cal.size
     is_open = np.repeat(policy.open[None], count, axis=0)
     for k, row in enumerate(rows):
@@ -124,9 +137,11 @@ def solve_chunk(
         quota_id=policy.quota_id,
         quota_fraction=fractions,
     )
-    solution = solve(problem)
+    solution = solve(problem, start=start)
     state = solution.state
+    extra = {"z": solution.z, "u": solution.u} if unknowns else {}
     return {
+        **extra,
         # Consumption: demand at the composite price, or the release where that is larger
         # (the surplus is sold at the lower price that clears it; see market/result.py).
         "consumed": np.maximum(
@@ -274,24 +289,26 @@ def run_ensemble(
     rows = np.array([cal.index(s) for s in suppliers], dtype=int)
     target_mask = np.isin(cal.countries, bloc) if targets == "bloc" else np.ones(cal.size, bool)
     target_cols = np.flatnonzero(target_mask)
-    starts = range(0, int(draws), CHUNK)
-    arguments = [
+    shared = (cal, policy, params, rows, target_cols, offset)
+    order, start_z, start_u = start_points(shared, hazard, banned, fraction, multipliers)
+    chunks = [
         (
-            cal,
-            policy,
-            params,
-            rows,
-            target_cols,
-            offset,
-            banned[s : s + CHUNK],
-            fraction[s : s + CHUNK],
-            multipliers[s : s + CHUNK],
+            banned[part],
+            fraction[part],
+            multipliers[part],
+            None,
+            (start_z[s : s + CHUNK], start_u[s : s + CHUNK]),
         )
-        for s in starts
+        for s in range(0, int(draws), CHUNK)
+        for part in [order[s : s + CHUNK]]
     ]
-    outputs = (executor or _in_process)(solve_chunk, arguments, progress)
-    consumed = np.concatenate([o["consumed"] for o in outputs])
-    world = np.concatenate([o["world_price"] for o in outputs])
+    outputs = (executor or _in_process)(solve_chunk, shared, chunks, progress)
+    back = np.argsort(order)  # chunk order → draw order
+
+    def gather(name: str) -> np.ndarray:
+        return np.concatenate([o[name] for o in outputs])[back]
+
+    consumed, world = gather("consumed"), gather("world_price")
     sales = cal.sales_kusd()
     return EnsembleResult(
         calibration=cal,
@@ -299,26 +316,114 @@ def run_ensemble(
         bloc=bloc,
         shortfall_t=cal.absorption_t() * (1.0 - consumed),
         world_price_index=(world * sales).sum(axis=1) / sales.sum(),
-        iterations=np.concatenate([o["iterations"] for o in outputs]),
+        iterations=gather("iterations"),
         seed=int(seed),
     )
 
 
-def _in_process(function: Callable, arguments: list[tuple], progress: Callable | None) -> list:
-    """Chunks on this machine's cores (threads: numpy releases the GIL; BLAS held to one
-    thread per chunk), results in chunk order."""
-    workers = max(1, min(len(arguments), os.cpu_count() or 1))
-    outputs: list = [None] * len(arguments)
+def start_points(
+    shared: tuple,
+    hazard: HazardModel,
+    banned: np.ndarray,
+    fraction: np.ndarray,
+    multipliers: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Order the draws by restriction pattern and give each a Newton start.
+
+    A pattern is the set of suppliers that ban and the set that set a quota. A pattern with
+    at least `MIN_PATTERN_DRAWS` draws is solved once (in process) at its central values:
+    elasticity factors 1, quota fractions mid-range. With at least `LINEAR_PATTERN_DRAWS`
+    draws it is also solved with each of those values moved by `STEP` (three elasticity
+    factors, one fraction per quota), and its draws start from the first-order prediction
+    z ≈ z_c + Σ_k (∂z/∂θ_k)(θ_k − θ_c,k) (finite differences); the other patterns' draws
+    start from the central solution, the rarest from the base point. Returns the draw order
+    (patterns together, draw order kept within a pattern) and the (B, S), (B, J) starts in
+    that order.
+    """
+    cal, policy, _, rows, _, _ = shared
+    code = np.concatenate([banned, np.isfinite(fraction)], axis=1)
+    patterns, which, counts = np.unique(code, axis=0, return_inverse=True, return_counts=True)
+    which = which.ravel()
+    order = np.argsort(which, kind="stable")
+    size = len(rows)
+    sellers = int((cal.value_kusd.sum(axis=1) > 0).sum())
+    start_z = np.zeros((len(which), sellers))
+    start_u = np.zeros((len(which), len(policy.quota_fraction)))
+    central = np.flatnonzero((counts >= MIN_PATTERN_DRAWS) & patterns.any(axis=1))
+    if not len(central):
+        return order, start_z, start_u
+    mid = 0.5 * (hazard.quota_low + hazard.quota_high)
+    base_fraction = np.where(patterns[:, size:], mid, np.inf)
+
+    def solved(pattern, fractions, factors, start=None):
+        chunks = [
+            (
+                patterns[pattern[s : s + CHUNK], :size],
+                fractions[s : s + CHUNK],
+                factors[s : s + CHUNK],
+                None,
+                None if start is None else (start[0][s : s + CHUNK], start[1][s : s + CHUNK]),
+                True,
+            )
+            for s in range(0, len(pattern), CHUNK)
+        ]
+        outputs = _in_process(solve_chunk, shared, chunks, None)
+        return np.concatenate([o["z"] for o in outputs]), np.concatenate([o["u"] for o in outputs])
+
+    center_z, center_u = solved(central, base_fraction[central], np.ones((len(central), 3)))
+    # Finite-difference variants of the frequent patterns: (pattern, parameter) pairs,
+    # parameters 0-2 the elasticity factors, 3 + k the quota fraction of supplier k.
+    variants = [
+        (i, k)
+        for i, p in enumerate(central)
+        if counts[p] >= LINEAR_PATTERN_DRAWS
+        for k in [0, 1, 2, *(3 + np.flatnonzero(patterns[p, size:]))]
+    ]
+    slopes_z = np.zeros((len(central), 3 + size, sellers))
+    slopes_u = np.zeros((len(central), 3 + size, start_u.shape[1]))
+    if variants:
+        at = np.array([i for i, _ in variants])
+        param = np.array([k for _, k in variants])
+        factors = np.ones((len(variants), 3))
+        fractions = base_fraction[central[at]].copy()
+        hit = param < 3
+        factors[np.flatnonzero(hit), param[hit]] += STEP
+        fractions[np.flatnonzero(~hit), param[~hit] - 3] += STEP
+        moved_z, moved_u = solved(central[at], fractions, factors, (center_z[at], center_u[at]))
+        slopes_z[at, param] = (moved_z - center_z[at]) / STEP
+        slopes_u[at, param] = (moved_u - center_u[at]) / STEP
+    position = np.full(len(patterns), -1)
+    position[central] = np.arange(len(central))
+    draw_at = position[which]
+    has = np.flatnonzero(draw_at >= 0)
+    theta = np.concatenate(
+        [multipliers - 1.0, np.where(np.isfinite(fraction), fraction - mid, 0.0)], axis=1
+    )
+    c = draw_at[has]
+    start_z[has] = center_z[c] + np.einsum("dk,dks->ds", theta[has], slopes_z[c])
+    # Quota wedges log(1 + τ) are not negative at a solution.
+    start_u[has] = np.maximum(center_u[c] + np.einsum("dk,dkj->dj", theta[has], slopes_u[c]), 0)
+    return order, start_z[order], start_u[order]
+
+
+def _in_process(
+    function: Callable, shared: tuple, chunks: list[tuple], progress: Callable | None
+) -> list:
+    """`function(*shared, *chunk)` for every chunk on this machine's cores (threads: numpy
+    releases the GIL; BLAS held to one thread per chunk), results in chunk order;
+    `progress(n)` after each chunk, n = its number of draws."""
+    workers = max(1, min(len(chunks), os.cpu_count() or 1))
+    outputs: list = [None] * len(chunks)
     # BLAS held to one thread for the whole pool (limits set per thread would be undone by
     # whichever thread leaves first, and a multi-threaded BLAS sums in another order).
     with (
         threadpool_limits(limits=1, user_api="blas"),
         ThreadPoolExecutor(max_workers=workers) as pool,
     ):
-        futures = {pool.submit(function, *args): i for i, args in enumerate(arguments)}
+        futures = {pool.submit(function, *shared, *chunk): i for i, chunk in enumerate(chunks)}
         for future in as_completed(futures):
             index = futures[future]
             outputs[index] = future.result()
             if progress:
-                progress(len(arguments[index][6]))
+                progress(len(chunks[index][0]))
     return outputs

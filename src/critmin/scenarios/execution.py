@@ -4,6 +4,7 @@ processes, or on an existing Dask cluster by address. Same chunks, same order, s
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 from collections.abc import Callable, Iterator
 
@@ -24,25 +25,55 @@ def _single_thread_blas() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
+TASKS_PER_THREAD = 3  # tasks per worker thread: enough to balance uneven chunks
+
+
+def _chunks_task(function: Callable, *arguments) -> list:
+    """One Dask task: `function(*shared, *chunk)` for each of its chunks, in order (the
+    last argument is the list of chunks, the others the shared data)."""
+    *shared, chunks = arguments
+    return [function(*shared, *chunk) for chunk in chunks]
+
+
+def task_groups(chunks: int, threads: int) -> list[range]:
+    """Consecutive chunks grouped into about `TASKS_PER_THREAD` tasks per worker thread:
+    few, large tasks (each has a scheduling and transfer cost), enough to keep every
+    thread busy. The grouping never changes a number: each chunk is solved on its own."""
+    tasks = max(1, min(chunks, TASKS_PER_THREAD * max(1, threads)))
+    edges = [i * chunks // tasks for i in range(tasks + 1)]
+    return [range(a, b) for a, b in itertools.pairwise(edges) if b > a]
+
+
 def _dask_map(client) -> Callable:
+    """A chunk executor on a Dask client: `run(function, shared, chunks, progress)`."""
     client.run(_single_thread_blas)
 
-    def run(function: Callable, arguments: list[tuple], progress: Callable | None) -> list:
+    def run(
+        function: Callable, shared: tuple, chunks: list[tuple], progress: Callable | None
+    ) -> list:
         from distributed import as_completed
 
-        if not arguments:
+        if not chunks:
             return []
-        # The calibration, base policy and parameters are the same for every chunk: send
-        # them once to every worker instead of once per task.
-        shared = client.scatter(list(arguments[0][:3]), broadcast=True)
-        futures = [client.submit(function, *shared, *args[3:], pure=False) for args in arguments]
+        # The calibration, base policy, parameters ... are the same for every chunk: sent
+        # once to every worker (scatter), not once per task.
+        on_workers = client.scatter(list(shared), broadcast=True)
+        threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
+        groups = task_groups(len(chunks), threads)
+        futures = [
+            client.submit(
+                _chunks_task, function, *on_workers, [chunks[i] for i in group], pure=False
+            )
+            for group in groups
+        ]
         position = {future.key: index for index, future in enumerate(futures)}
-        outputs: list = [None] * len(futures)
+        results: list = [None] * len(futures)
         for future in as_completed(futures):
-            outputs[position[future.key]] = future.result()
+            index = position[future.key]
+            results[index] = future.result()
             if progress:
-                progress(len(arguments[position[future.key]][6]))
-        return outputs
+                progress(sum(len(chunks[i][0]) for i in groups[index]))
+        return [output for part in results for output in part]
 
     return run
 

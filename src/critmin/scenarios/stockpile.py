@@ -122,15 +122,15 @@ def size_stockpile(
         if not len(pending):
             break
         release = stock_t * share * kusd_per_t + policy.stock
-        arguments = [
+        shared = (cal, policy, params, rows, np.arange(cal.size), offset)
+        chunks = [
             (
-                cal, policy, params, rows, np.arange(cal.size), offset,
                 banned[part], fraction[part], multipliers[part],
                 np.broadcast_to(release, (len(part), cal.size)),
             )
             for part in np.array_split(pending, max(1, int(np.ceil(len(pending) / CHUNK))))
         ]  # fmt: skip
-        outputs = (executor or _in_process)(solve_chunk, arguments, None)
+        outputs = (executor or _in_process)(solve_chunk, shared, chunks, None)
         consumed = np.concatenate([o["consumed"] for o in outputs])
         composite = np.concatenate([o["composite"] for o in outputs])
         if metric == "shortfall":
