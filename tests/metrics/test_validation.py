@@ -24,8 +24,6 @@ KNOWN_MISSES = {
     ("platinum", 2023, "net_import_reliance", "83"): "recycling counted by USGS, not here",
     ("platinum", 2024, "net_import_reliance", "85"): "recycling counted by USGS, not here",
     ("rare_earths", 2024, "net_import_reliance", "53"): "BACI imports above Census; factor 0.8",
-    ("rare_earths", 2023, "net_import_reliance", "E"): "ore trade is inside a shared code",
-    ("rare_earths", 2024, "net_import_reliance", "E"): "ore trade is inside a shared code",
     ("silicon", 2024, "net_import_reliance", "<50"): "U.S. production withheld (W)",
     ("titanium", 2024, "net_import_reliance", ">95"): "U.S. sponge production withheld (W)",
     ("indium", 2024, "china_share_of_us_imports", "12%"): "basket 811292 shares one split",

@@ -9,7 +9,6 @@ from critmin.data import commodity as resolve_commodity
 from critmin.errors import InputError
 from critmin.metrics.api import DEFAULT_RISK_THRESHOLD
 from critmin.metrics.api import trace as trace_tables
-from critmin.metrics.concentration import world_concentration
 from critmin.metrics.dependence import resolve_year
 
 FORMAT = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv or json.")
@@ -139,23 +138,50 @@ def concentration(
     year: int | None = YEAR,
     fmt: OutputFormat = FORMAT,
 ) -> None:
-    """World supply concentration: mine-production shares and export-market shares."""
+    """World supply concentration at each stage: production and export shares side by side."""
+    from critmin.data.stages import latest_common_year, stages_of
+    from critmin.metrics.concentration import stage_concentration
+
     item = resolve_commodity(commodity)
-    year = resolve_year(year)
-    table, hhi = world_concentration(item.id, year)
+    if year is None:
+        pairs = [(item.id, s) for s in stages_of(item.id)]
+        year = latest_common_year(pairs) or resolve_year(None)
+    else:
+        year = resolve_year(year)
+    table, summary = stage_concentration(item.id, year)
     if fmt is OutputFormat.json:
         emit_json(
             {
                 "commodity": item.id,
                 "year": year,
-                **hhi,
+                "stages": summary.to_dict(orient="records"),
                 "countries": table.to_dict(orient="records"),
             }
         )
         return
+    if fmt is OutputFormat.csv:
+        emit(table, fmt)
+        return
+    shown = table.head(15).copy()
+    for column in [c for c in shown.columns if c.endswith("_share")]:
+        shown[column] = shown[column].map(lambda v: "–" if v != v else f"{v:.0%}")
+    shown.columns = [
+        c.replace("_production_share", " prod.")
+        .replace("_export_share", " exp.")
+        .replace("_published_share", " publ.*")
+        for c in shown.columns
+    ]
+    notes = "; ".join(
+        f"{r.stage} ({r.unit}): production HHI "
+        + ("–" if r.production_hhi != r.production_hhi else f"{r.production_hhi:.2f}")
+        + ", export HHI "
+        + ("–" if r.export_hhi != r.export_hhi else f"{r.export_hhi:.2f}")
+        + (f"; *published shares: {r.published_source}" if r.published_source else "")
+        for r in summary.itertuples()
+    )
     emit(
-        table.head(20) if fmt is OutputFormat.table else table,
+        shown,
         fmt,
-        title=f"{item.name}, {year}: production HHI {hhi['production_hhi']:.3f}, "
-        f"export HHI {hhi['export_hhi']:.3f}",
+        title=f"{item.name}, {year}: shares of world production and exports by stage",
+        caption=notes,
     )

@@ -171,6 +171,14 @@ def _coverage(rows: pd.DataFrame, production: pd.DataFrame, basis: str) -> pd.Da
             }
         )
     coverage = pd.DataFrame(records)
+    moved = rows[rows["stage_override"]] if "stage_override" in rows else rows.iloc[0:0]
+    if len(moved):  # flows moved to another stage by stage_overrides.csv count there
+        extra = moved.groupby(KEYS)["hs6"].agg(lambda s: sorted(set(s)))
+        for (mineral, stage), codes in extra.items():
+            at = (coverage["mineral"] == mineral) & (coverage["stage"] == stage)
+            coverage.loc[at, "codes_covered"] = coverage.loc[at, "codes_covered"].map(
+                lambda have, codes=codes: sorted(set(have) | {f"{c} (moved)" for c in codes})
+            )
     stages = supply_stages()[[*KEYS, "unit", "production_source", "production_note"]]
     coverage = stages.merge(coverage, on=KEYS, how="left")
     coverage["has_trade"] = coverage["codes_covered"].map(len) > 0

@@ -155,3 +155,77 @@ def concentration_history(commodity: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     summary = squares.groupby("year")[["production_hhi", "export_hhi"]].sum(min_count=1)
     columns = ["year", "country", "production_t", "production_share", "exports_t"]
     return table[[*columns, "export_share"]], summary.reset_index()
+
+
+def stage_concentration(commodity: str, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Production and export shares of one mineral at each stage of its chain, side by side.
+
+    From the material balances (`critmin.metrics.balances`, content basis): for each stage,
+    each country's share of world production (where the stage has a production series) and of
+    world exports. Where a stage has no production series, the published country shares of
+    `sources/stage_shares.csv` (IEA, USGS, European Commission) are shown instead, as shares
+    with their source — never turned into tonnes. Returns (table, summary): table has country
+    and, per stage s, `{s}_production_share`, `{s}_export_share` (and `{s}_published_share`);
+    summary has one row per stage: stage, unit, production_hhi, export_hhi, published_source.
+    """
+    from critmin.data.stages import stage_shares, stages_of
+    from critmin.metrics.balances import balance_sheet, balances
+
+    item = resolve_commodity(commodity).id
+    stages = stages_of(item)
+    if not stages:
+        raise InputError(f"{item} has no supply-chain map (stages)")
+    bal = balances(year)
+    sheet = balance_sheet(bal)
+    sheet = sheet[sheet["mineral"] == item]
+    published = stage_shares()
+    published = published[published["mineral"] == item]
+    columns: list[pd.DataFrame] = []
+    summary = []
+    for stage in stages:  # ≤ 3 stages
+        rows = sheet[sheet["stage"] == stage]
+        info = bal.coverage.set_index(["mineral", "stage"]).loc[(item, stage)]
+        # World shares need a world series: a national figure alone (USGS's U.S. production
+        # where the stage has no series) is not the world.
+        series = info["production_source"] != "none"
+        reported = rows[(rows["production_status"] == "reported") & series]
+        made = reported.set_index("country")["production"]
+        made = made[made > 0]
+        exported = rows.set_index("country")["exports"]
+        exported = exported[(exported > 0) & bool(info["has_trade"])]
+        frame = pd.DataFrame(
+            {
+                f"{stage}_production_share": shares(made) if made.sum() > 0 else made,
+                f"{stage}_export_share": shares(exported) if exported.sum() > 0 else exported,
+            }
+        )
+        source = ""
+        if made.sum() <= 0:
+            own = published[published["stage"] == stage]
+            if len(own):
+                latest = own[own["year"] == own["year"].max()]
+                source = str(latest["source"].iloc[0])
+                latest = latest[latest["source"] == source]
+                frame = frame.join(
+                    latest.set_index("country")["share"].rename(f"{stage}_published_share"),
+                    how="outer",
+                )
+                source = f"{source}, {int(latest['year'].iloc[0])} ({latest['measure'].iloc[0]})"
+        columns.append(frame)
+        summary.append(
+            {
+                "stage": stage,
+                "unit": info["unit"],
+                "production_hhi": herfindahl_hirschman(frame[f"{stage}_production_share"].dropna())
+                if made.sum() > 0
+                else float("nan"),
+                "export_hhi": herfindahl_hirschman(exported / exported.sum())
+                if exported.sum() > 0
+                else float("nan"),
+                "published_source": source,
+            }
+        )
+    table = pd.concat(columns, axis=1).rename_axis("country").reset_index()
+    order = table[[c for c in table.columns if c.endswith("_share")]].max(axis=1)
+    table = table.loc[order.sort_values(ascending=False).index].reset_index(drop=True)
+    return table, pd.DataFrame(summary)
