@@ -56,3 +56,22 @@ def test_limits_and_bad_hazards_are_refused_before_work(ree):
         run_ensemble(cal, params, ["ATA"], 10, seed=0)
     with pytest.raises(InputError, match="workers must be at least 1"), executor(workers=0):
         pass
+
+
+def test_a_cluster_of_separate_processes_gives_the_in_process_numbers(ree):
+    """A `dask scheduler` and two `dask worker` processes on loopback (not threads of this
+    process): same seed, bitwise the same ensemble as in process."""
+    from tests.scenarios.dask_processes import dask_processes
+
+    cal, params = ree
+    bloc = countries_of("eu27")
+    local = run_ensemble(cal, params, bloc, 400, seed=5)
+    with dask_processes(workers=2) as address, executor(address=address) as remote:
+        seen: list[int] = []
+        distributed = run_ensemble(
+            cal, params, bloc, 400, seed=5, executor=remote, progress=seen.append
+        )
+    assert sum(seen) == 400
+    assert np.array_equal(distributed.shortfall_t, local.shortfall_t)
+    assert np.array_equal(distributed.world_price_index, local.world_price_index)
+    assert np.array_equal(distributed.iterations, local.iterations)
