@@ -82,7 +82,7 @@ def emit(
         for column in out.columns:
             if out[column].map(lambda v: isinstance(v, np.ndarray | list)).any():
                 out[column] = out[column].map(lambda v: "|".join(map(str, _plain(v))))
-            if out[column].dtype == object:  # text cells: no formula for a spreadsheet
+            if _text_column(out[column]):  # text cells: no formula for a spreadsheet
                 out[column] = out[column].map(spreadsheet_cell)
         out.to_csv(sys.stdout, index=False, lineterminator="\n")
     elif fmt is OutputFormat.json:
@@ -125,9 +125,16 @@ def sheet_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` with its text cells made safe for a spreadsheet (numbers left as numbers)."""
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype == object:
+        if _text_column(out[column]):
             out[column] = out[column].map(spreadsheet_cell)
     return out
+
+
+def _text_column(series: pd.Series) -> bool:
+    """Object or string dtype (pandas 3 stores text as `str`, not object)."""
+    import pandas as pd
+
+    return series.dtype == object or pd.api.types.is_string_dtype(series.dtype)
 
 
 def emit_json(payload: object) -> None:
