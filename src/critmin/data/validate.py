@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from critmin.data.catalog import (
     BUNDLED_DIR,
@@ -33,13 +34,19 @@ KEYS = {
     "governance_geopolrisk": ("year", "row"),
     "commodities": ("commodity",),
     "countries": ("iso3",),
+    "stage_trade": ("year", "exporter", "importer", "hs6", "hs_revision"),
 }
 COUNTRY_COLUMNS = {
     "trade": ("exporter", "importer"),
+    "stage_trade": ("exporter", "importer"),
     "production": ("country",),
     "governance": ("country",),
 }
-NON_NEGATIVE = {"trade": ("value_kusd", "qty_t"), "production": ("qty_t",)}
+NON_NEGATIVE = {
+    "trade": ("value_kusd", "qty_t"),
+    "stage_trade": ("value_kusd", "qty_t"),
+    "production": ("qty_t",),
+}
 # Governance values outside these are not WGI figures (a 999 is a missing-value code).
 GOVERNANCE_RANGES = {
     "pv_estimate": (-5.0, 5.0),
@@ -119,6 +126,8 @@ def check_years() -> list[str]:
     problems = []
     for table, (first, last) in YEAR_RANGES.items():
         lo, hi = query(f"SELECT min(year) AS lo, max(year) AS hi FROM {{{table}}}").iloc[0]
+        if pd.isna(lo) or pd.isna(hi):  # no rows: user_tables says so
+            continue
         if lo < first or hi > last:
             problems.append(f"{table}: years {lo}-{hi} outside {first}-{last}")
     return problems
@@ -264,6 +273,24 @@ def check_user_tables() -> list[str]:
     return problems
 
 
+def check_supply_chain_map() -> list[str]:
+    """The supply-chain map loads: stages known, one unit and source per stage, no shared code
+    given out more than once, and every production source names a table that exists."""
+    from critmin.data.stages import supply_stages
+
+    stages = supply_stages()
+    commodities = set(query("SELECT commodity FROM {commodities}")["commodity"])
+    wanted = stages["production_source"].str.removeprefix("wmd:")
+    wmd = stages["production_source"].str.startswith("wmd:")
+    return [
+        f"supply_stages.csv: {m}/{s} reads World Mining Data table {w!r}, which does not exist"
+        for m, s, w in zip(
+            stages.loc[wmd, "mineral"], stages.loc[wmd, "stage"], wanted[wmd], strict=True
+        )
+        if w not in commodities
+    ]
+
+
 CHECKS: dict[str, Callable[[], list[str]]] = {
     "unique_keys": check_unique_keys,
     "country_codes": check_country_codes,
@@ -272,6 +299,7 @@ CHECKS: dict[str, Callable[[], list[str]]] = {
     "commodity_ids": check_commodity_ids,
     "bundled_checksums": check_bundled_checksums,
     "user_tables": check_user_tables,
+    "supply_chain_map": check_supply_chain_map,
 }
 
 
