@@ -277,14 +277,43 @@ def rebuild_command(
 
 
 @app.command("check")
-def check(fmt: OutputFormat = FORMAT) -> None:
-    """Integrity checks: unique keys, ISO3 codes, signs, years, checksums, groups."""
+def check(
+    fmt: OutputFormat = FORMAT,
+    quality_year: int = typer.Option(
+        2024, "--quality-year", help="Year whose data-quality notes (rules Q1, Q2) are listed."
+    ),
+) -> None:
+    """Integrity checks (unique keys, ISO3 codes, signs, years, checksums, the supply-chain map),
+    then the year's data-quality notes: quantities corrected (Q1), importers flagged (Q2)."""
+    from critmin.data.quality import quality_notes
     from critmin.data.validate import run_checks
 
     results = run_checks()
     frame = pd.DataFrame(
         [{"check": r.name, "ok": r.ok, "problems": "; ".join(r.problems)} for r in results]
     )
-    emit(frame, fmt, title=f"dataset checks ({user_data_dir()} overlays the bundled data)")
+    notes = quality_notes(quality_year)
+    if fmt is OutputFormat.json:
+        emit_json(
+            {
+                "checks": frame.to_dict(orient="records"),
+                "quality_notes": notes.to_dict(orient="records"),
+            }
+        )
+    else:
+        emit(frame, fmt, title=f"dataset checks ({user_data_dir()} overlays the bundled data)")
+        if fmt is OutputFormat.table:
+            shown = notes[["rule", "mineral", "stage", "exporter", "importer", "reported_t"]]
+            shown = shown.assign(
+                reported_t=notes["reported_t"].map(lambda v: f"{v:,.0f}"),
+                used_t=notes["used_t"].map(lambda v: f"{v:,.0f}"),
+            )
+            emit(
+                shown,
+                fmt,
+                title=f"data-quality notes, {quality_year} (rules in docs/stages.md)",
+                caption="Q1: quantity re-estimated from value (unit value < 1/20 of the code's); "
+                "Q2: importer flagged (> 20 % of world imports at < 1/5 of the unit value)",
+            )
     if not all(r.ok for r in results):
         raise typer.Exit(1)

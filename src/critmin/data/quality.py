@@ -9,6 +9,14 @@ unit value. Example: BACI 2024 records 40,700 t of rare-earth compounds (284690)
 Benin worth 2.15 million USD (0.05 USD/kg against about 14 USD/kg for the code), which made Benin
 the world's second importer; Q1 puts it at about 150 t. The value is kept as reported.
 (CEPII's own BACI reconciliation estimates unit values the same way; Gaulier & Zignago 2010.)
+
+Rule Q2 (implausible importer, flagged only): a country taking more than 20 % of the world's
+imports of a stage at a unit value below 1/5 of the stage's world unit value — the pattern of a
+quantity error that Q1's per-flow test did not catch, or of re-exports through a free zone.
+
+Mirror flows: BACI itself reconciles exporter- and importer-reported flows into one figure per
+pair (Gaulier & Zignago 2010), so the bundled tables hold no mirror pairs to compare; a user's
+raw Comtrade file is not a supported input.
 """
 
 from __future__ import annotations
@@ -57,3 +65,63 @@ def _weighted_median(keys: pd.DataFrame, values: pd.Series, weights: pd.Series) 
     half = frame.groupby(groups)["weight"].transform("sum") / 2
     first = frame[cumulative >= half].drop_duplicates(list(keys.columns))
     return first[[*keys.columns, "value"]].rename(columns={"value": "reference"})
+
+
+def quality_notes(year: int) -> pd.DataFrame:
+    """The flows rule Q1 corrected and the importers rule Q2 flags in one year.
+
+    Columns: rule, year, mineral, stage, hs6, exporter, importer, reported_t, used_t,
+    unit_value_usd_per_kg (of the flow or importer), reference_usd_per_kg, note.
+    """
+    from critmin.data.stages import stage_trade_rows
+
+    rows = correct_quantities(stage_trade_rows(year))
+    q1 = rows[rows["quality"] == "Q1"]
+    notes = [
+        pd.DataFrame(
+            {
+                "rule": "Q1",
+                "year": year,
+                "mineral": q1["mineral"],
+                "stage": q1["stage"],
+                "hs6": q1["hs6"],
+                "exporter": q1["exporter"],
+                "importer": q1["importer"],
+                "reported_t": q1["reported_t"],
+                "used_t": q1["gross_t"],
+                "unit_value_usd_per_kg": q1["value_kusd"] / q1["reported_t"],
+                "reference_usd_per_kg": q1["value_kusd"] / q1["gross_t"],
+                "note": "quantity re-estimated from value at the code's reference unit value",
+            }
+        )
+    ]
+    priced = rows[rows["counted"] & (rows["gross_t"] > 0) & rows["value_kusd"].notna()]
+    per_importer = priced.groupby(["mineral", "stage", "importer"])[["gross_t", "value_kusd"]].sum()
+    world = per_importer.groupby(level=["mineral", "stage"]).transform("sum")
+    share = per_importer["gross_t"] / world["gross_t"]
+    unit_value = per_importer["value_kusd"] / per_importer["gross_t"]
+    world_value = world["value_kusd"] / world["gross_t"]
+    flagged = (share > 0.2) & (unit_value < world_value / 5)
+    hit = per_importer[flagged].reset_index()
+    notes.append(
+        pd.DataFrame(
+            {
+                "rule": "Q2",
+                "year": year,
+                "mineral": hit["mineral"],
+                "stage": hit["stage"],
+                "hs6": "",
+                "exporter": "",
+                "importer": hit["importer"],
+                "reported_t": hit["gross_t"],
+                "used_t": hit["gross_t"],
+                "unit_value_usd_per_kg": unit_value[flagged].to_numpy(),
+                "reference_usd_per_kg": world_value[flagged].to_numpy(),
+                "note": [
+                    f"{s:.0%} of world imports at under 1/5 of the world unit value"
+                    for s in share[flagged]
+                ],
+            }
+        )
+    )
+    return pd.concat(notes, ignore_index=True)

@@ -20,7 +20,7 @@ from critmin.metrics.dependence import (
 )
 from critmin.metrics.eu_supply_risk import eu_supply_risk
 from critmin.metrics.geopolrisk import YEARS, geopolrisk
-from critmin.metrics.stage_dependence import stage_dependence_table
+from critmin.metrics.stage_dependence import dependence_grid, stage_dependence_table
 from critmin.metrics.tracing import chained_origin_matrix, traced_import_origins
 
 # Stage dependence (the default): from the material balances, one row per mineral × stage.
@@ -270,6 +270,46 @@ def stage_dependence(
         stages,
     )
     return table.rename(columns={"mineral": "commodity"})
+
+
+def world_stage_dependence(
+    commodity: str,
+    stage: str = "refined",
+    year: int | None = None,
+    supplier: str = "CHN",
+    basis: str = "content",
+) -> pd.DataFrame:
+    """Every importer's dependence at one stage of one mineral (the map view of
+    `stage_dependence`, same definitions, one pass over all countries).
+
+    Columns: importer, imports (stage unit), import_reliance, status, supplier_share,
+    traced_supplier_share, any_stage_share, unit, year, stage; importers without imports are
+    left out.
+    """
+    wanted = resolve_commodity(commodity).id
+    chosen = check_stage(stage)
+    if chosen not in stages_of(wanted):
+        raise InputError(
+            f"{wanted} has no {chosen} stage; its stages: {', '.join(stages_of(wanted))}"
+        )
+    basis = {"qty": "content"}.get(basis, basis)
+    if year is None:
+        year = latest_common_year([(wanted, chosen)], with_quantity=basis != "value")
+        year = year or resolve_year(None)
+    else:
+        year = resolve_year(year)
+    grid = dependence_grid(
+        balances(year, check_stage_basis(basis)),
+        supplier=country(supplier).iso3,
+        minerals=[wanted],
+        stages=[chosen],
+    )
+    grid = grid[grid["imports"] > 0]
+    if grid.empty:
+        raise InputError(f"no country imports {wanted} at the {chosen} stage in {year}")
+    columns = ["importer", "imports", "import_reliance", "status", "supplier_share"]
+    extra = ["traced_supplier_share", "any_stage_share", "unit", "year", "stage"]
+    return grid[columns + extra].reset_index(drop=True)
 
 
 RISK_METHODS = ("geopolrisk", "eu-sr")
