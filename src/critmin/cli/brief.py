@@ -7,14 +7,10 @@ from pathlib import Path
 
 import typer
 
-from critmin.cli.output import console, stages
-from critmin.cli.sanitise import terminal_text
-from critmin.data import commodity as resolve_commodity
-from critmin.data.io import check_output_target
 from critmin.errors import InputError
-from critmin.report import write_brief
-from critmin.scenarios.briefing import DEFAULT_BLOC, DEFAULT_MINERALS, briefing
 
+DEFAULT_BLOC = "ministerial_2026"  # critmin.scenarios.briefing.DEFAULT_BLOC (kept light here)
+DEFAULT_MINERALS = "rare_earths,graphite,tungsten,antimony,cobalt,lithium,nickel,germanium,gallium"
 STAGES = ("dependence", "supply risk", "Chinese export ban", "preferential zone",
           "stockpile and agreements", "sources")  # fmt: skip
 
@@ -22,13 +18,19 @@ STAGES = ("dependence", "supply risk", "Chinese export ban", "preferential zone"
 def brief(
     bloc: str = typer.Option(DEFAULT_BLOC, "--bloc", help="Group or ISO3 list."),
     minerals: str = typer.Option(
-        ",".join(DEFAULT_MINERALS), "--minerals", help="Comma-separated commodity ids or aliases."
+        DEFAULT_MINERALS, "--minerals", help="Comma-separated commodity ids or aliases."
     ),
     year: int | None = typer.Option(None, help="Base year (default: latest with data)."),
     today: str | None = typer.Option(None, help="Date for deadlines (YYYY-MM-DD)."),
     out: Path = typer.Option(Path("brief.html"), "--out", help="HTML file to write."),
 ) -> None:
-    """Write the briefing: dependence, risk, a Chinese ban, the zone, stockpile, agreements."""
+    """Write the briefing: executive summary and options, dependence by stage, risk, a
+    Chinese ban, the zone, stockpile and the bloc's agreements."""
+    from critmin.cli.output import console, stages
+    from critmin.data import commodity as resolve_commodity
+    from critmin.report import write_brief
+    from critmin.scenarios.briefing import briefing
+
     ids = [resolve_commodity(m.strip()).id for m in minerals.split(",") if m.strip()]
     if not ids:
         raise InputError("--minerals names no mineral")
@@ -38,9 +40,8 @@ def brief(
         raise InputError(f"--today {today!r} is not YYYY-MM-DD") from None
     if out.is_dir():  # say so now, not after a minute of work
         raise InputError(f"--out {out} is a folder; give a file name such as {out}/brief.html")
-    check_output_target(out)  # a device, FIFO or symbolic link is refused now, too
     with stages(len(STAGES) + 1, "brief") as advance:
         data = briefing(bloc, ids, year, reference, progress=advance)
         path = write_brief(data, out)
         advance("written")
-    console.print(f"brief written: {terminal_text(path.resolve())}")
+    console.print(f"brief written: {path.resolve()}")

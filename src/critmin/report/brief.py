@@ -1,6 +1,6 @@
 """Render the briefing numbers (critmin.scenarios.briefing) as one self-contained HTML file:
-Plotly.js inlined (works offline), one chart per section, sentences built from the numbers,
-print styles. No figure is computed here; the report only formats."""
+an executive page (findings and options), then the sections; Plotly.js inlined (works
+offline), print styles for A4. No figure is computed here; the report only formats."""
 
 from __future__ import annotations
 
@@ -8,195 +8,58 @@ import json
 from pathlib import Path
 from typing import Any
 
-import plotly.graph_objects as go
 from jinja2 import Environment, PackageLoader, select_autoescape
-from plotly.offline import get_plotlyjs
 
 from critmin.data.io import write_text_atomic
 from critmin.errors import InputError
+from critmin.report.charts import charts
+from critmin.report.findings import COVERED, covered_stages, findings, options
+from critmin.report.format import (
+    STATUS_TEXT,
+    due,
+    long_date,
+    musd,
+    name,
+    number,
+    pct,
+    pct_points,
+    production_source,
+    stage_label,
+    tonnes,
+)
 
-NAMES = {
-    "rare_earths": "rare earths",
-    "graphite": "graphite",
-    "tungsten": "tungsten",
-    "antimony": "antimony",
-    "cobalt": "cobalt",
-    "lithium": "lithium",
-    "nickel": "nickel",
-    "germanium": "germanium",
-    "gallium": "gallium",
-}
-CHINA, ALLY, OTHER = "#c0392b", "#1f5f8b", "#8fa9bf"
-
-
-def name(mineral: str) -> str:
-    return NAMES.get(mineral, mineral.replace("_", " "))
-
-
-def pct(value: float | None, digits: int = 0) -> str:
-    return "–" if value is None else f"{value * 100:.{digits}f} %"
-
-
-def pct_points(value: float | None, digits: int = 1) -> str:
-    return "–" if value is None else f"{value:.{digits}f} %"
-
-
-def musd(kusd: float | None) -> str:
-    if kusd is None:
-        return "–"
-    value = kusd / 1000
-    return "under 1 million USD" if abs(value) < 0.5 else f"{value:,.0f} million USD"
-
-
-def tonnes(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.0f} t"
-
-
-def _chart(figure: go.Figure, chart_id: str, height: int = 360) -> str:
-    figure.update_layout(
-        height=height,
-        margin={"l": 60, "r": 20, "t": 40, "b": 60},
-        font={"family": "Georgia, serif", "size": 13},
-        plot_bgcolor="white",
-        legend={"orientation": "h", "y": -0.2},
-    )
-    return figure.to_html(
-        full_html=False, include_plotlyjs=False, div_id=chart_id, config={"displaylogo": False}
-    )
-
-
-def charts(data: dict[str, Any]) -> dict[str, str]:
-    """One Plotly chart per section, as HTML fragments keyed by section."""
-    out = {}
-    dep = [r for r in data["dependence"] if r["commodity"] in data["minerals"]]
-    out["dependence"] = _chart(
-        go.Figure(
-            [
-                go.Bar(
-                    name="China, direct share of imports",
-                    x=[name(r["commodity"]) for r in dep],
-                    y=[(r["supplier_share"] or 0) * 100 for r in dep],
-                    marker_color=OTHER,
-                ),
-                go.Bar(
-                    name="China, traced through third countries",
-                    x=[name(r["commodity"]) for r in dep],
-                    y=[(r["traced_supplier_share"] or 0) * 100 for r in dep],
-                    marker_color=CHINA,
-                ),
-            ],
-            layout={"barmode": "group", "yaxis": {"title": "% of the bloc's imports"}},
-        ),
-        "chart-dependence",
-    )
-    geo = data["geopolrisk"]
-    out["risk"] = _chart(
-        go.Figure(
-            [
-                go.Bar(
-                    x=[r["score"] for r in geo],
-                    y=[name(r["commodity"]) for r in geo],
-                    orientation="h",
-                    marker_color=ALLY,
-                    name="GeoPolRisk score",
-                )
-            ],
-            layout={
-                "xaxis": {"title": "GeoPolRisk score (HHI × import risk)"},
-                "yaxis": {"autorange": "reversed"},
-            },
-        ),
-        "chart-risk",
-    )
-    ban = data["ban"]
-    out["ban"] = _chart(
-        go.Figure(
-            [
-                go.Bar(
-                    name="bloc shortfall, % of consumption",
-                    x=[name(m) for m in ban],
-                    y=[b["bloc_shortfall_pct"] for b in ban.values()],
-                    marker_color=CHINA,
-                ),
-                go.Scatter(
-                    name="world price index (base = 1)",
-                    x=[name(m) for m in ban],
-                    y=[b["world_price_index"] for b in ban.values()],
-                    mode="markers",
-                    marker={"size": 12, "color": "black"},
-                    yaxis="y2",
-                ),
-            ],
-            layout={
-                "yaxis": {"title": "shortfall, %"},
-                "yaxis2": {"title": "price index", "overlaying": "y", "side": "right"},
-            },
-        ),
-        "chart-ban",
-    )
-    zone = data["zone"]
-    traces = []
-    for mechanism, colour in (("tariff", ALLY), ("guarantee", OTHER)):
-        traces.append(
-            go.Bar(
-                name=f"China's share of bloc purchases, {mechanism} floor",
-                x=[name(m) for m in zone],
-                y=[(z[mechanism]["china_share"] or 0) * 100 for z in zone.values()],
-                marker_color=colour,
-            )
-        )
-    traces.insert(
-        0,
-        go.Bar(
-            name="China's share today",
-            x=[name(m) for m in zone],
-            y=[(z["tariff"]["china_share_base"] or 0) * 100 for z in zone.values()],
-            marker_color=CHINA,
-        ),
-    )
-    out["zone"] = _chart(
-        go.Figure(traces, layout={"barmode": "group", "yaxis": {"title": "% of bloc purchases"}}),
-        "chart-zone",
-    )
-    stock = data["stockpile"]
-    out["stockpile"] = _chart(
-        go.Figure(
-            [
-                go.Bar(
-                    x=[name(m) for m in stock],
-                    y=[s["months"] for s in stock.values()],
-                    marker_color=ALLY,
-                    text=[tonnes(s["tonnes"]) for s in stock.values()],
-                    name="months of bloc consumption",
-                )
-            ],
-            layout={"yaxis": {"title": "months of consumption"}},
-        ),
-        "chart-stockpile",
-    )
-    return out
+__all__ = ["pct", "pct_points", "render_brief", "write_brief"]
 
 
 def sentences(data: dict[str, Any]) -> dict[str, list[str]]:
     """A few sentences per section, each built from the figures it quotes."""
     out: dict[str, list[str]] = {}
-    dep = sorted(data["dependence"], key=lambda r: -(r["traced_supplier_share"] or 0))
-    if dep:
-        top = dep[0]
+    rows = [r for r in covered_stages(data) if r["status"] != "net_exporter"]
+    if rows:
+        top = rows[0]
         out["dependence"] = [
-            f"The bloc's most China-dependent mineral is {name(top['commodity'])}: "
+            f"The bloc's most China-exposed link is {stage_label(top['commodity'], top['stage'])}: "
             f"{pct(top['supplier_share'])} of its imports come directly from China, "
-            f"{pct(top['traced_supplier_share'])} once re-exports are traced to the mine.",
-            "Traced shares count what partners re-export from Chinese production; "
-            f"the bloc's largest importers are {', '.join(data['main_members'])}.",
+            f"{pct(top['traced_supplier_share'])} were processed in China once re-exports are "
+            f"traced, and {pct(top['any_stage_share'])} passed through China at some stage.",
+            "Each stage is counted in its own unit (metal or oxide content); a share is a share "
+            "of the bloc's supply at that stage, not of all stages together.",
         ]
-    geo = data["geopolrisk"]
-    if geo:
+    if data.get("not_covered"):
+        out.setdefault("dependence", []).append(
+            "Not covered (no trade data at any mapped stage, kept out of every ranking): "
+            + ", ".join(name(m) for m in data["not_covered"])
+            + "."
+        )
+    geo = [r for r in data.get("geopolrisk", []) if r["commodity"] in data["traded"]]
+    if len(geo) > 1:
         out["risk"] = [
             f"By GeoPolRisk the riskiest supply is {name(geo[0]['commodity'])} "
-            f"(score {geo[0]['score']:.3f}), the least risky {name(geo[-1]['commodity'])} "
-            f"(score {geo[-1]['score']:.3f}).",
+            f"(score {geo[0]['score']:.3f}), the least risky of the covered minerals "
+            f"{name(geo[-1]['commodity'])} (score {geo[-1]['score']:.3f}).",
         ]
+    elif geo:
+        out["risk"] = [f"GeoPolRisk of {name(geo[0]['commodity'])}: {geo[0]['score']:.3f}."]
     ban = data["ban"]
     if ban:
         worst = max(ban, key=lambda m: ban[m]["bloc_shortfall_pct"])
@@ -211,7 +74,6 @@ def sentences(data: dict[str, Any]) -> dict[str, list[str]]:
         ]
     zone = data["zone"]
     if zone:
-        # The mineral where the tariff floor cuts China's share the most.
         best = max(
             zone,
             key=lambda m: (
@@ -236,32 +98,112 @@ def sentences(data: dict[str, Any]) -> dict[str, list[str]]:
         total = sum(s["cost_musd"] for s in stock.values())
         biggest = max(stock, key=lambda m: stock[m]["months"] or 0)
         out["stockpile"] = [
-            f"Bridging a year of the ban takes stocks worth {total:,.0f} million USD at base "
-            f"prices; {name(biggest)} needs the most cover, "
-            f"{stock[biggest]['months']:.1f} months of consumption.",
-            f"The registry holds {data['agreements']} agreements; "
-            f"{sum(1 for d in data['deadlines'] if d.get('overdue'))} of their milestones are "
-            f"overdue as of {data['deadlines_today']}.",
+            f"Bridging a year of the ban takes stocks worth {total:,.0f}\u00a0million\u00a0USD at "
+            f"base prices; {name(biggest)} needs the most cover, "
+            f"{stock[biggest]['months']:.1f}\u00a0months of consumption.",
         ]
+    own = data.get("bloc_agreements") or []
+    overdue = sum(1 for d in data["deadlines"] if d.get("overdue"))
+    out["agreements"] = [
+        f"The bloc is party to {len(own)} of the registry's {data['agreements']} agreements; "
+        f"{overdue} of their milestones are overdue as of {long_date(data['deadlines_today'])}."
+        if own
+        else f"None of the registry's {data['agreements']} agreements has a party in this bloc."
+    ]
     return out
+
+
+def stage_table(data: dict[str, Any]) -> list[dict[str, str]]:
+    """The dependence table by stage, formatted; not-covered rows say so and carry no share."""
+    out = []
+    for r in data.get("stages", []):
+        covered = r["status"] in COVERED
+        reliance = pct(r["import_reliance"])
+        if r["status"] == "production_implied" and reliance != "–":
+            reliance = f"≤\u00a0{reliance}"
+        out.append(
+            {
+                "mineral": name(r["commodity"]),
+                "stage": r["stage"],
+                "unit": r["unit"],
+                "imports": number(r["imports"]) if covered else "–",
+                "consumption": number(r["apparent_consumption"])
+                if covered and (r["apparent_consumption"] or 0) >= 0
+                else "–",
+                "reliance": reliance if covered else "–",
+                "direct": pct(r["supplier_share"]) if covered else "–",
+                "traced": pct(r["traced_supplier_share"]) if covered else "–",
+                "any": pct(r["any_stage_share"]) if covered else "–",
+                "status": STATUS_TEXT.get(r["status"], r["status"]),
+                "covered": covered,
+                "production": production_source(r.get("production_source")) or "none",
+            }
+        )
+    return out
+
+
+def coverage_table(data: dict[str, Any]) -> list[dict[str, str]]:
+    """Coverage of the need by commitments, with units in the headers and shares in %."""
+    out = []
+    for r in data.get("coverage", []):
+        covered = r["commodity"] in data["traded"]
+        out.append(
+            {
+                "mineral": name(r["commodity"]),
+                "need": number(r["need_t"]) if covered else "not covered",
+                "committed": number(r["committed_t"]) if covered else "–",
+                "covered_share": pct(r["covered_share"]) if covered else "–",
+                "gap": number(r["gap_t"]) if covered else "–",
+                "before": pct(r["supplier_share_before"]) if covered else "–",
+                "after": pct(r["supplier_share_after"]) if covered else "–",
+            }
+        )
+    return out
+
+
+def member_matrix(data: dict[str, Any]) -> tuple[list[str], list[dict]]:
+    """Rows 'mineral stage' × main members: 'direct / traced' China share."""
+    cells: dict[str, dict[str, str]] = {}
+    for row in data.get("member_dependence", []):
+        label = stage_label(row["commodity"], row["stage"])
+        cells.setdefault(label, {})[row["member"]] = (
+            f"{pct(row['supplier_share'])} / {pct(row['traced_supplier_share'])}"
+        )
+    return data.get("main_members", []), [{"label": k, "cells": v} for k, v in cells.items()]
 
 
 def render_brief(data: dict[str, Any]) -> str:
     """The whole HTML document."""
+    from plotly.offline import get_plotlyjs
+
     env = Environment(
         loader=PackageLoader("critmin.report", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
     )
-    env.filters.update(pct=pct, pct_points=pct_points, musd=musd, tonnes=tonnes, name=name)
+    env.filters.update(
+        pct=pct,
+        pct_points=pct_points,
+        musd=musd,
+        tonnes=tonnes,
+        name=name,
+        number=number,
+        due=due,
+        long_date=long_date,
+    )
     template = env.get_template("brief.html.j2")
-    members: dict[str, dict[str, dict]] = {}
-    for row in data["member_dependence"]:
-        members.setdefault(row["commodity"], {})[row["member"]] = row
+    members, matrix = member_matrix(data)
     return template.render(
         data=data,
-        member_matrix=members,
+        findings=findings(data),
+        options=options(data),
+        stage_rows=stage_table(data),
+        coverage_rows=coverage_table(data),
+        matrix_members=members,
+        matrix=matrix,
         charts=charts(data),
         text=sentences(data),
+        geopolrisk=[r for r in data["geopolrisk"] if r["commodity"] in data["traded"]],
+        eu_supply_risk=[r for r in data["eu_supply_risk"] if r["commodity"] in data["traded"]],
         plotlyjs=get_plotlyjs(),
         # "</" would end the script element early; JSON allows the escaped form.
         data_json=json.dumps(data, default=str).replace("</", "<\\/"),

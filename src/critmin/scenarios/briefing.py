@@ -11,10 +11,13 @@ import numpy as np
 import pandas as pd
 
 from critmin.data import all_commodities, countries_of, manifests, production
+from critmin.data.stages import stage_minerals, supply_stages
 from critmin.errors import InputError
 from critmin.market.api import shock, zone
-from critmin.metrics.api import dependence, risk
+from critmin.metrics.api import risk, stage_dependence
+from critmin.metrics.balances import balances
 from critmin.metrics.dependence import commodity_flows, resolve_year
+from critmin.metrics.stage_dependence import dependence_grid
 from critmin.registry.coverage import coverage
 from critmin.registry.deadlines import deadlines
 from critmin.registry.store import Registry
@@ -33,6 +36,25 @@ DEFAULT_MINERALS = (
 )
 MAIN_MEMBERS = 5
 FLOOR = 1.3
+# Statuses under which a stage's reliance and shares are figures (the others say why not).
+COVERED = ("ok", "basket_split", "production_implied", "net_exporter")
+STAGE_COLUMNS = [
+    "commodity",
+    "stage",
+    "year",
+    "unit",
+    "production",
+    "imports",
+    "exports",
+    "apparent_consumption",
+    "import_reliance",
+    "status",
+    "supplier_share",
+    "traced_supplier_share",
+    "any_stage_share",
+    "hhi",
+    "top3_share",
+]
 
 
 def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
@@ -74,19 +96,20 @@ def briefing(
     }
 
     step("dependence")
-    table = dependence(bloc, None, year=year)
-    table = table[table["commodity"].isin(minerals)]
-    out["dependence"] = _records(
-        table,
-        [
-            "commodity",
-            "imports",
-            "import_reliance",
-            "supplier_share",
-            "traced_supplier_share",
-            "hhi",
-        ],
-    )
+    mapped = set(stage_minerals())
+    staged = [m for m in minerals if m in mapped]
+    out["not_mapped"] = [m for m in minerals if m not in mapped]
+    stage_rows = stage_dependence(bloc, None, year=year)
+    stage_rows = stage_rows[stage_rows["commodity"].isin(staged)].copy()
+    sources = supply_stages().set_index(["mineral", "stage"])["production_source"]
+    stage_rows["production_source"] = [
+        sources.get((m, st), "none")
+        for m, st in zip(stage_rows["commodity"], stage_rows["stage"], strict=True)
+    ]
+    stage_rows["flags"] = stage_rows["flags"].map(list)
+    out["stages"] = _records(stage_rows, [*STAGE_COLUMNS, "production_source", "flags"])
+    covered = {r["commodity"] for r in out["stages"] if r["status"] in COVERED}
+    out["not_covered"] = [m for m in minerals if m not in covered]
     made = production(year=year)
     china_made = made[made["commodity"].isin(minerals)].groupby("commodity")
     out["china_production_share"] = {
@@ -94,24 +117,24 @@ def briefing(
         for name, g in china_made
         if g["qty_t"].sum() > 0
     }
-    # Main members: the largest importers of the traded minerals by value.
+    # Main members: the largest importers of the minerals by value (market trade table).
     values = commodity_flows(year, "value")
     values = values[
-        values["commodity"].isin(traded)
+        values["commodity"].isin(minerals)
         & values["importer"].isin(members)
         & (values["exporter"] != values["importer"])
     ]
     main = list(values.groupby("importer")["amount"].sum().nlargest(MAIN_MEMBERS).index)
-    imports = {}
-    for member in main:
-        rows = dependence(member, None, year=year)
-        imports[member] = rows[rows["commodity"].isin(traded)]
-    out["main_members"] = main
-    out["member_dependence"] = [
-        {"member": m, **row}
-        for m in main
-        for row in _records(imports[m], ["commodity", "supplier_share", "traced_supplier_share"])
-    ]
+    out["main_members"] = main if len(members) > 1 else []
+    out["member_dependence"] = []
+    if out["main_members"] and staged:
+        grid = dependence_grid(balances(year, "content"), minerals=staged, importers=main)
+        grid = grid[grid["status"].isin(COVERED)].rename(
+            columns={"importer": "member", "mineral": "commodity"}
+        )
+        out["member_dependence"] = _records(
+            grid, ["member", "commodity", "stage", "supplier_share", "traced_supplier_share"]
+        )
 
     step("supply risk")
     geo = risk(bloc, None, year)
@@ -148,7 +171,7 @@ def briefing(
 
     step("preferential zone")
     out["zone"] = {}
-    for mechanism in ("tariff", "guarantee"):
+    for mechanism in ("tariff", "guarantee") if traded else ():
         results = zone(bloc, dict.fromkeys(traded, FLOOR), mechanism=mechanism, year=year)
         for mineral, result in results.items():
             s = result.summary
@@ -183,11 +206,25 @@ def briefing(
     cover = coverage(records, bloc, year)
     cover = cover[cover["commodity"].isin(minerals)]
     out["coverage"] = _records(cover, [c for c in cover.columns if c not in ("bloc", "year")])
+    own = bloc_agreements(records, bloc, members)
     today = today or dt.date.today()
-    due = deadlines(records, today, within_days=90)
+    due = deadlines(own, today, within_days=90)
     out["deadlines_today"] = today.isoformat()
     out["deadlines"] = _records(due, list(due.columns))
     out["agreements"] = len(records)
+    out["bloc_agreements"] = [
+        {
+            "id": r["id"],
+            "title": r["title"],
+            "kind": r["kind"],
+            "status": r["status"],
+            "signed": r.get("signed"),
+            "parties": [p["party"] for p in r.get("parties") or []],
+            "minerals": list(r.get("minerals") or []),
+            "source": (r.get("sources") or [r.get("source_url")])[0],
+        }
+        for r in own
+    ]
 
     step("sources")
     from critmin import __version__
@@ -204,6 +241,18 @@ def briefing(
     ]
     out["critmin_version"] = __version__
     return out
+
+
+def bloc_agreements(records: list[dict], bloc: str, members: Sequence[str]) -> list[dict]:
+    """The records with a party in the bloc (a member country or the bloc itself, e.g. EU)."""
+    names = {*members, bloc.upper()}
+    if len(members) > 1 and set(countries_of("eu27")) <= set(members):
+        names.add("EU")
+    return [
+        r
+        for r in records
+        if not r.get("archived") and any(p["party"] in names for p in r.get("parties") or [])
+    ]
 
 
 def _bloc_unit_value(result, bloc: Sequence[str]) -> float:
