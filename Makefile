@@ -73,11 +73,14 @@ stress: $(STAMP) browser
 	  $(BIN)/pytest -q tests/fuzz tests/crash; status=$$?; \
 	scripts/pg_test_server.sh stop $(PG_DIR); exit $$status
 
+# Issue 18's table: start-up, dependence, the 88 k-row risk CSV and the brief (whole
+# process, median of 5; the brief once), the ensemble in process and on Dask, and the CLI.
 bench: $(STAMP)
+	$(BIN)/python benchmarks/cli_timing.py
 	$(BIN)/python benchmarks/baci_import.py
 	$(BIN)/python benchmarks/dependence_grid.py
 	$(BIN)/python benchmarks/market_solver.py
-	$(BIN)/python benchmarks/ensemble.py
+	$(BIN)/python benchmarks/ensemble.py --cli
 	$(BIN)/python benchmarks/web_load.py
 
 clean:
