@@ -180,3 +180,27 @@ def test_any_valid_file_round_trips_exactly(tmp_path_factory, rows):
         for r in imported.itertuples()
     }
     assert got == expected
+
+
+def test_a_full_release_of_another_revision_fills_the_stages(tmp_path):
+    """An HS17 import (magnets 850511, the Ga/Ge basket 811292) fills the product and refined
+    stages of its year through the concordance; its year replaces the bundled years."""
+    from critmin.metrics.api import stage_dependence
+    from critmin.metrics.balances import clear_cache
+
+    # BACI numeric codes: 156 China, 392 Japan, 842 USA.
+    text = (
+        "t,i,j,k,v,q\n"
+        "2025,156,842,850511,1000.0,100.0\n"
+        "2025,392,842,850511,1000.0,300.0\n"
+        "2025,156,842,811292,500.0,10.0\n"
+    )
+    import_baci([write(tmp_path, "BACI_HS17_Y2025_stage.csv", text)])
+    clear_cache()
+    magnets = stage_dependence("USA", "REE", year=2025, stage="product", basis="gross").iloc[0]
+    assert magnets["imports"] == pytest.approx(400.0)
+    assert magnets["supplier_share"] == pytest.approx(0.25)
+    gallium = stage_dependence("USA", "gallium", year=2025, stage="refined", basis="gross")
+    assert gallium.iloc[0]["imports"] == pytest.approx(10.0 * 0.37)  # the stated basket key
+    assert gallium.iloc[0]["status"] in ("basket_split", "no_production_data")
+    clear_cache()

@@ -226,17 +226,23 @@ def import_baci_command(
     ),
     replace: bool = typer.Option(False, help="Replace years already imported."),
     only_commodities: bool = typer.Option(
-        False, help="Keep only the HS6 codes of critmin's commodity map (HS92 codes)."
+        False,
+        help="Keep only the HS6 codes critmin reads: the commodity map and the supply-chain "
+        "map's codes of the file's HS revision.",
     ),
     memory_limit: str = typer.Option("1GB", help="DuckDB memory limit, e.g. 1GB."),
     fmt: OutputFormat = FORMAT,
 ) -> None:
     """Stream a BACI release into the user's dataset folder (extends the bundled trade)."""
-    from critmin.data.baci import import_baci
+    from critmin.data.baci import hs_revision_of, import_baci
+    from critmin.data.stages import supply_chain
 
     codes = None
     if only_commodities:
-        codes = sorted({code for c in all_commodities() for code in c.trade_codes})
+        revision = hs_revision_of(paths, hs_revision)
+        chain = supply_chain()
+        staged = set(chain.loc[chain["hs_revision"] == revision, "hs6"])
+        codes = sorted({code for c in all_commodities() for code in c.trade_codes} | staged)
     with stages(5, "import BACI") as advance:
         result = import_baci(
             paths,

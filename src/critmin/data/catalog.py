@@ -40,6 +40,17 @@ def user_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("critmin", appauthor=False)) / "dataset"
 
 
+def dataset_stamp() -> str:
+    """A key that changes when the user's dataset changes (its folder and its manifest's
+    modification time): caches of derived tables key on it, so an import is seen at once."""
+    folder = user_data_dir()
+    try:
+        modified = (folder / "manifest.json").stat().st_mtime_ns
+    except OSError:
+        modified = 0
+    return f"{folder}@{modified}"
+
+
 def _parquet_files(directory: Path, table: str) -> list[Path]:
     listed = read_manifest(directory)["tables"].get(table, {}).get("files")
     if listed is not None:  # the manifest is the commit point of imports: read only its files

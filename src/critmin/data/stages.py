@@ -17,6 +17,7 @@ from critmin.data.catalog import (
     BUNDLED_DIR,
     PARQUET_TABLES,
     bundled_manifest,
+    dataset_stamp,
     query,
     table_source,
     user_data_dir,
@@ -359,7 +360,7 @@ def stage_years(with_quantity: bool = True) -> pd.DataFrame:
 
     Columns: year, mineral, stage.
     """
-    return _stage_years(str(user_data_dir()), with_quantity)
+    return _stage_years(dataset_stamp(), with_quantity)
 
 
 def latest_common_year(pairs: list[tuple[str, str]], with_quantity: bool = True) -> int | None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from critmin.data import user_data_dir
+from critmin.data.catalog import dataset_stamp
 from critmin.data.quality import correct_quantities
 from critmin.data.stages import (
     HS_REVISIONS,
@@ -70,7 +70,7 @@ class Balances:
 
 def balances(year: int, basis: str = "content") -> Balances:
     """The balances of `year` on `basis`, computed once per process and dataset folder."""
-    return _balances(int(year), check_stage_basis(basis), str(user_data_dir()))
+    return _balances(int(year), check_stage_basis(basis), dataset_stamp())
 
 
 def clear_cache() -> None:
