@@ -35,7 +35,7 @@ def test_a_bad_scenario_file_fails_before_writing_anything(isolated_user_data, t
     out = tmp_path / "never"
     done = critmin("run", str(bad), "--out", str(out), data_dir=isolated_user_data)
     assert done.returncode == 2
-    assert "bad.yaml: ensemble.draws: Input should be less than or equal to 10000000" in done.stderr
+    assert "bad.yaml: ensemble.draws: Input should be less than or equal to 1000000 " in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not out.exists()
 
 
