@@ -8,7 +8,7 @@ bounded shutdown, and a log that a flood of bad requests cannot fill (issue 19).
 - Headers are limited to `MAX_HEADER_BYTES` (h11's incomplete-event limit); bodies to
   1 MB by the application (`critmin.web.app.BodyLimit`).
 - At most `MAX_CONNECTIONS` connections and tasks (uvicorn's `limit_concurrency`); beyond,
-  uvicorn answers 503.
+  uvicorn answers 503, and a connection beyond `MAX_OPEN_CONNECTIONS` is closed at once.
 - SIGTERM: open requests get `SHUTDOWN_SECONDS` to finish, then are cancelled (model
   workers and run processes are killed by the application's shutdown).
 - `install_log_flood_control`: the same message is logged at most `LOG_BURST` times a
@@ -28,7 +28,24 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 REQUEST_SECONDS = float(os.environ.get("CRITMIN_WEB_REQUEST_SECONDS", "15"))
 KEEP_ALIVE_SECONDS = 5
 MAX_HEADER_BYTES = 16_384
-MAX_CONNECTIONS = int(os.environ.get("CRITMIN_WEB_MAX_CONNECTIONS", "200"))
+MAX_CONNECTIONS = int(os.environ.get("CRITMIN_WEB_MAX_CONNECTIONS", "500"))
+
+
+def _open_connection_limit() -> int:
+    """MAX_CONNECTIONS and a margin that still gets uvicorn's 503, kept well under the
+    process's file-descriptor limit (often 1,024) so that accept() never fails."""
+    try:
+        import resource
+
+        descriptors = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if descriptors == resource.RLIM_INFINITY:
+            descriptors = 1 << 20
+    except (ImportError, OSError, ValueError):  # no such limit on this platform
+        descriptors = 1024
+    return max(64, min(MAX_CONNECTIONS + 100, descriptors - 200))
+
+
+MAX_OPEN_CONNECTIONS = _open_connection_limit()
 SHUTDOWN_SECONDS = 5
 LOG_BURST = 10
 LOG_WINDOW_S = 60.0
@@ -41,6 +58,11 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if len(self.connections) > MAX_OPEN_CONNECTIONS:
+            # Beyond the connections uvicorn would answer 503: closed at once, so that idle
+            # or half-sent connections by the thousand cannot exhaust file descriptors.
+            self.transport.close()
+            return
         self._arm()
 
     def _arm(self) -> None:
