@@ -15,6 +15,7 @@ from critmin.data.stages import supply_chain
 from critmin.metrics.api import stage_dependence
 from critmin.metrics.balances import Balances, balances
 from critmin.metrics.stage_dependence import dependence_grid, stage_dependence_table
+from critmin.metrics.stage_tracing import trace_stage
 
 KEYS = ["mineral", "stage"]
 
@@ -236,3 +237,28 @@ def test_no_reliance_outside_zero_one_for_any_country():
     assert ((values >= 0) & (values <= 1)).all()
     assert grid.loc[grid["net_imports"] < 0, "import_reliance"].isna().all()
     assert np.isin(grid["status"].unique(), list(grid["status"].unique())).all()
+
+
+def test_trace_follows_the_refiners_back_to_their_mines_by_hand():
+    bal = toy_balances(
+        [("mine", "G", "S", 80.0), ("refined", "S", "U", 40.0), ("refined", "T", "U", 10.0)],
+        [("mine", "G", 100.0), ("refined", "S", 50.0), ("refined", "T", 10.0)],
+        {"mine": "wmd:x", "refined": "usgs"},
+    )
+    table = trace_stage(bal, "U", "x", "refined").set_index("origin")
+    assert table.loc["S", "refined_share"] == pytest.approx(0.8)
+    assert table.loc["T", "refined_share"] == pytest.approx(0.2)
+    assert table.loc["G", "mine_share"] == pytest.approx(0.8)  # S's ore all came from G
+    assert table.loc["untraced", "mine_share"] == pytest.approx(0.2)  # T has no known ore
+    for column in ("direct_share", "refined_share", "mine_share"):
+        assert table[column].sum() == pytest.approx(1.0)
+
+
+def test_real_trace_sums_to_one_at_every_stage():
+    from critmin.metrics.api import stage_trace
+
+    table = stage_trace("USA", "REE", stage="product", year=2024)
+    for column in ("direct_share", "product_share", "refined_share", "mine_share"):
+        assert table[column].sum() == pytest.approx(1.0)
+    top = table.set_index("origin")
+    assert top["product_share"].idxmax() == "CHN"

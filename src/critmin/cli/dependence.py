@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from critmin.cli.output import OutputFormat, console, emit, emit_json
+from critmin.cli.output import OutputFormat, emit, emit_json
 from critmin.data import commodity as resolve_commodity
 from critmin.errors import InputError
 from critmin.metrics.api import DEFAULT_RISK_THRESHOLD
-from critmin.metrics.api import trace as trace_tables
 from critmin.metrics.dependence import resolve_year
 
 FORMAT = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv or json.")
@@ -102,35 +101,58 @@ def dependence(
 def trace(
     importer: str = typer.Argument(..., help="ISO3 code, country name, group or A,B,C list."),
     commodity: str = typer.Argument(..., help="Commodity id or alias."),
-    year: int | None = YEAR,
-    basis: str = typer.Option("qty", help="qty (tonnes) or value (thousand USD)."),
+    year: int | None = typer.Option(None, help="Year (default: the latest with trade)."),
+    stage: str | None = typer.Option(
+        None, help="mine, refined or product (default: the mineral's last stage)."
+    ),
+    basis: str = typer.Option("content", help="content (t), gross (t) or value (kUSD)."),
     fmt: OutputFormat = FORMAT,
 ) -> None:
-    """Direct vs traced origins of an importer's supply, and the partners that carry them."""
-    origins, carried = trace_tables(importer, commodity, year=year, basis=basis)
+    """Who processed an importer's supply of a stage, and whose input it carried up the chain."""
+    from critmin.metrics.api import stage_trace
+
+    table = stage_trace(importer, commodity, stage=stage, year=year, basis=basis)
+    chosen, year_used = table["stage"].iloc[0], int(table["year"].iloc[0])
+    table = table.drop(columns=["stage", "year"])
+    mineral = resolve_commodity(commodity).id
     if fmt is OutputFormat.json:
         emit_json(
             {
                 "importer": importer,
-                "commodity": resolve_commodity(commodity).id,
-                "year": resolve_year(year),
+                "commodity": mineral,
+                "stage": chosen,
+                "year": year_used,
                 "basis": basis,
-                "origins": origins.to_dict(orient="records"),
-                "intermediaries": carried.to_dict(orient="records"),
+                "origins": table.to_dict(orient="records"),
             }
         )
         return
+    if fmt is OutputFormat.csv:
+        emit(table, fmt)
+        return
+    columns = [c for c in table.columns if c.endswith("_share")]
+    verbs = {"mine": "mined", "refined": "refined", "product": "made"}
+    lead = []
+    for column in columns[1:]:
+        known = table[table["origin"] != "untraced"]
+        top = known.sort_values(column, ascending=False).iloc[0]
+        lead.append(f"{top[column]:.0%} {verbs[column[:-6]]} in {top['origin']}")
+    shown = table.head(15).copy()
+    for column in columns:
+        shown[column] = shown[column].map(lambda v: f"{v:.0%}")
+    shown.columns = [
+        "origin" if c == "origin" else "direct" if c == "direct_share" else f"{verbs[c[:-6]]} in"
+        for c in shown.columns
+    ]
     emit(
-        origins.head(15) if fmt is OutputFormat.table else origins,
+        shown,
         fmt,
-        title=f"Origins of {importer}'s {commodity} imports: direct vs traced",
+        title=f"Of {importer}'s {mineral} imports at the {chosen} stage ({year_used}): "
+        + ", ".join(lead),
+        caption="direct = immediate supplier; at the stage itself, imports are traced to the "
+        "country that produced them (re-exports followed by proportional mixing); up the chain, "
+        "each processor's input by its own supply mix (docs/stages.md)",
     )
-    if fmt is OutputFormat.table:
-        emit(carried.head(10), fmt, title="Partners and the origins they carry")
-        console.print(
-            "Traced shares assume proportional mixing: each partner's exports carry "
-            "its average origin mix (see docs/methods.md)."
-        )
 
 
 def concentration(

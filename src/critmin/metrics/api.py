@@ -6,7 +6,13 @@ import pandas as pd
 
 from critmin.data import all_commodities, all_countries, countries_of, country, group
 from critmin.data import commodity as resolve_commodity
-from critmin.data.stages import check_stage, latest_common_year, stage_minerals, stages_of
+from critmin.data.stages import (
+    check_stage,
+    latest_common_year,
+    stage_minerals,
+    stage_years,
+    stages_of,
+)
 from critmin.errors import InputError, UnknownNameError
 from critmin.metrics.balances import balances, check_stage_basis
 from critmin.metrics.dependence import (
@@ -21,6 +27,7 @@ from critmin.metrics.dependence import (
 from critmin.metrics.eu_supply_risk import eu_supply_risk
 from critmin.metrics.geopolrisk import YEARS, geopolrisk
 from critmin.metrics.stage_dependence import dependence_grid, stage_dependence_table
+from critmin.metrics.stage_tracing import trace_stage
 from critmin.metrics.tracing import chained_origin_matrix, traced_import_origins
 
 # Stage dependence (the default): from the material balances, one row per mineral × stage.
@@ -310,6 +317,45 @@ def world_stage_dependence(
     columns = ["importer", "imports", "import_reliance", "status", "supplier_share"]
     extra = ["traced_supplier_share", "any_stage_share", "unit", "year", "stage"]
     return grid[columns + extra].reset_index(drop=True)
+
+
+def stage_trace(
+    importer: str,
+    commodity: str,
+    stage: str | None = None,
+    year: int | None = None,
+    basis: str = "content",
+) -> pd.DataFrame:
+    """Origins of a country's or bloc's imports at one stage, and up the chain.
+
+    stage None = the mineral's last stage with trade (product, else refined, else mine).
+    Returns origin, direct_share, `{stage}_share` (processed in) and one `{s}_share` column
+    per stage above (input from), each summing to 1; see `critmin.metrics.stage_tracing`.
+    Year None = the latest year with trade at that stage.
+    """
+    wanted = resolve_commodity(commodity).id
+    mapped = stages_of(wanted)
+    if not mapped:
+        raise InputError(f"{wanted} has no supply-chain map (stages)")
+    if stage is None:  # the last stage of the chain that has trade
+        with_trade = set(stage_years(basis != "value").query("mineral == @wanted")["stage"])
+        chosen = [s for s in mapped if s in with_trade][-1:] or mapped[-1:]
+        chosen = chosen[0]
+    else:
+        chosen = check_stage(stage)
+    if chosen not in mapped:
+        raise InputError(f"{wanted} has no {chosen} stage; its stages: {', '.join(mapped)}")
+    basis = check_stage_basis({"qty": "content"}.get(basis, basis))
+    if year is None:
+        year = latest_common_year([(wanted, chosen)], with_quantity=basis != "value")
+        year = year or resolve_year(None)
+    else:
+        year = resolve_year(year)
+    code, blocs = importer_code(importer)
+    table = trace_stage(balances(year, basis), code, wanted, chosen, blocs)
+    if table.empty:
+        raise InputError(f"{importer} imports no {wanted} at the {chosen} stage in {year}")
+    return table.assign(year=year, stage=chosen)
 
 
 RISK_METHODS = ("geopolrisk", "eu-sr")

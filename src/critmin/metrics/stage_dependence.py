@@ -128,6 +128,7 @@ def dependence_grid(
         how="left",
     )
     grid = grid.merge(traced_figures(flows, sheet, supplier), on=[*KEYS, "country"], how="left")
+    grid["traced_as_direct"] = grid["traced_as_direct"].astype("boolean").fillna(False).astype(bool)
     _set_status(grid, bal)
     grid.insert(0, "importer", grid["country"])
     grid.insert(3, "year", bal.year)
