@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import functools
+import importlib.util
+import inspect
 import sys
 from difflib import get_close_matches
 from importlib import import_module
+from pathlib import Path
 
 import typer
 import typer.main
@@ -17,77 +22,57 @@ from critmin.errors import CritminError
 
 # Each command is loaded from its module only when it runs (or its own --help is asked
 # for), so `critmin --help` and a mistyped command answer without importing the analytical
-# stack. Name -> ("module:attribute", the first paragraph of its help). The attribute is a
-# command function or a Typer sub-app; tests/test_startup.py checks each summary against
-# the command's own docstring.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "overview": (
-        "critmin.cli.overview:overview",
-        "Mine-production shares of the top three producers and of China, per mineral.",
-    ),
-    "dependence": (
-        "critmin.cli.dependence:dependence",
-        "Import reliance, supplier concentration and the supplier's direct and traced share.",
-    ),
-    "trace": (
-        "critmin.cli.dependence:trace",
-        "Direct vs traced origins of an importer's supply, and the partners that carry them.",
-    ),
-    "concentration": (
-        "critmin.cli.dependence:concentration",
-        "World supply concentration: mine-production shares and export-market shares.",
-    ),
-    "risk": (
-        "critmin.cli.risk:risk",
-        "Supply risk: GeoPolRisk score and characterisation factor, or EU supply risk.",
-    ),
-    "shock": (
-        "critmin.cli.market:shock",
-        "What an export ban or licence quota does to prices, flows, shortfalls and welfare.",
-    ),
-    "zone": (
-        "critmin.cli.market:zone",
-        "A preferential zone with reference-price floors: prices, supply, costs, dependence.",
-    ),
-    "backtest": (
-        "critmin.cli.market:backtest",
-        "Model a real export restriction from the year before it and compare with the data.",
-    ),
-    "run": (
-        "critmin.cli.scenarios:run",
-        "Run a study from a scenario file; results as Parquet plus a JSON summary.",
-    ),
-    "brief": (
-        "critmin.cli.brief:brief",
-        "Write the briefing: dependence, risk, a Chinese ban, the zone, stockpile, agreements.",
-    ),
-    "serve": ("critmin.cli.web:serve", "Serve the pages and the JSON API (OpenAPI at /docs)."),
-    "ensemble": (
-        "critmin.cli.scenarios:ensemble",
-        "Distribution of shortfalls under random export restrictions (p5/p50/p95, CVaR 95 %).",
-    ),
-    "coalition": (
-        "critmin.cli.scenarios:coalition",
-        "The k partners that best cover the core's imports from China (MILP), with Shapley "
-        "shares, checked with the market model (Chinese ban, zone of core + partners).",
-    ),
-    "stockpile": (
-        "critmin.cli.scenarios:stockpile",
-        "The smallest stockpile keeping the bloc's shortfall (or price) under a target.",
-    ),
-    "data": ("critmin.cli.data:app", "Inspect, check and import the dataset."),
-    "agreements": (
-        "critmin.cli.agreements:app",
-        "Agreements, commitments and deadlines (SQLite or PostgreSQL).",
-    ),
-    "tokens": ("critmin.cli.web:tokens", "Bearer tokens for the web API's write endpoints."),
+# stack. Name -> "module:attribute", a command function or a Typer sub-app; the listing's
+# one-line summaries are read from the modules' source (`summary`), not by importing them.
+COMMANDS: dict[str, str] = {
+    "overview": "critmin.cli.overview:overview",
+    "dependence": "critmin.cli.dependence:dependence",
+    "trace": "critmin.cli.dependence:trace",
+    "concentration": "critmin.cli.dependence:concentration",
+    "risk": "critmin.cli.risk:risk",
+    "shock": "critmin.cli.market:shock",
+    "zone": "critmin.cli.market:zone",
+    "backtest": "critmin.cli.market:backtest",
+    "run": "critmin.cli.scenarios:run",
+    "brief": "critmin.cli.brief:brief",
+    "serve": "critmin.cli.web:serve",
+    "ensemble": "critmin.cli.scenarios:ensemble",
+    "coalition": "critmin.cli.scenarios:coalition",
+    "stockpile": "critmin.cli.scenarios:stockpile",
+    "data": "critmin.cli.data:app",
+    "agreements": "critmin.cli.agreements:app",
+    "tokens": "critmin.cli.web:tokens",
 }
+
+
+@functools.cache
+def _module_tree(module: str) -> ast.Module:
+    spec = importlib.util.find_spec(module)
+    return ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+
+
+def summary(name: str) -> str:
+    """The first paragraph of command `name`'s help, read from its module's source: the
+    function's docstring, or the `help=` of a sub-app's `typer.Typer(...)`."""
+    module, attribute = COMMANDS[name].split(":")
+    for node in _module_tree(module).body:
+        if isinstance(node, ast.FunctionDef) and node.name == attribute:
+            text = ast.get_docstring(node) or ""
+            break
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == attribute for t in node.targets
+        ):
+            keywords = getattr(node.value, "keywords", [])
+            text = next((k.value.value for k in keywords if k.arg == "help"), "")
+            break
+    else:
+        text = ""
+    return " ".join(inspect.cleandoc(str(text)).split("\n\n")[0].split())
 
 
 def load_command(name: str) -> TyperCommand | TyperGroup:
     """Import the module of command `name` and build its Click command."""
-    target, _ = COMMANDS[name]
-    module, attribute = target.split(":")
+    module, attribute = COMMANDS[name].split(":")
     obj = getattr(import_module(module), attribute)
     if isinstance(obj, typer.Typer):
         command: TyperCommand | TyperGroup = typer.main.get_group(obj)
@@ -115,7 +100,7 @@ class LazyGroup(TyperGroup):
         if cmd_name not in COMMANDS:
             return None
         if self._listing:
-            return TyperCommand(cmd_name, help=COMMANDS[cmd_name][1])
+            return TyperCommand(cmd_name, help=summary(cmd_name))
         self.commands[cmd_name] = load_command(cmd_name)
         return self.commands[cmd_name]
 

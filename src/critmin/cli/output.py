@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from critmin.cli.sanitise import spreadsheet_cell, terminal_text
+from critmin.cli.sanitise import FORMULA_START, spreadsheet_cell, terminal_text
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -72,7 +72,6 @@ def emit(
 
     `table_columns` narrows what the terminal table shows; CSV and JSON keep every column.
     """
-    import numpy as np
     import pandas as pd
     from rich.table import Table
     from rich.text import Text
@@ -80,17 +79,19 @@ def emit(
     if fmt is OutputFormat.csv:
         out = frame.copy()
         for column in out.columns:
-            if out[column].map(lambda v: isinstance(v, np.ndarray | list)).any():
+            if out[column].dtype == object and out[column].map(_is_sequence).any():
                 out[column] = out[column].map(lambda v: "|".join(map(str, _plain(v))))
             if _text_column(out[column]):  # text cells: no formula for a spreadsheet
-                out[column] = out[column].map(spreadsheet_cell)
-        out.to_csv(sys.stdout, index=False, lineterminator="\n")
+                out[column] = _spreadsheet_column(out[column])
+        if not _stream(out, "csv"):
+            out.to_csv(sys.stdout, index=False, lineterminator="\n")
     elif fmt is OutputFormat.json:
-        records = [
-            {column: _plain(value) for column, value in row.items()}
-            for row in frame.to_dict(orient="records")
-        ]
-        sys.stdout.write(json.dumps(records, indent=2, default=str) + "\n")
+        if not _stream(frame, "json"):
+            records = [
+                {column: _plain(value) for column, value in row.items()}
+                for row in frame.to_dict(orient="records")
+            ]
+            sys.stdout.write(json.dumps(records, indent=2, default=str) + "\n")
     else:
         if table_columns:
             frame = frame[table_columns]
@@ -107,6 +108,93 @@ def emit(
         for row in frame.itertuples(index=False):
             table.add_row(*(Text(_cell(v, c)) for v, c in zip(row, frame.columns, strict=True)))
         console.print(table)
+
+
+def _is_sequence(value: object) -> bool:
+    import numpy as np
+
+    return isinstance(value, np.ndarray | list)
+
+
+def _spreadsheet_column(series: pd.Series) -> pd.Series:
+    """`spreadsheet_cell` on a text column, vectorised where every cell is text or missing."""
+    import pandas as pd
+
+    if pd.api.types.infer_dtype(series, skipna=True) not in ("string", "empty"):
+        return series.map(spreadsheet_cell)
+    risky = series.str.startswith((*FORMULA_START, "'")).fillna(False).astype(bool)
+    if not risky.any():
+        return series
+    return series.where(~risky, "'" + series.astype(object).where(risky, ""))
+
+
+# Object columns DuckDB writes as pandas would: text, numbers; anything else (lists, dates,
+# mixed objects) goes through the row-wise path.
+_STREAMABLE = ("string", "empty", "integer", "floating", "mixed-integer-float", "boolean")
+
+
+def _stream(frame: pd.DataFrame, fmt: str) -> bool:
+    """Write `frame` as CSV (header, pandas' number format, True/False) or as a JSON array
+    of records (NaN as null) to standard output through DuckDB's writer: the rows are
+    formatted in C into a temporary file, then copied out in blocks. False (nothing
+    written) when a column holds values DuckDB would not write as pandas does."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import pandas as pd
+
+    from critmin.data.catalog import connection
+
+    names = list(frame.columns)
+    if (
+        len(frame) == 0
+        or len(set(names)) != len(names)
+        or not all(isinstance(n, str) for n in names)
+    ):
+        return False
+    for column in names:
+        dtype = frame[column].dtype
+        if pd.api.types.is_object_dtype(dtype):
+            if pd.api.types.infer_dtype(frame[column]) not in _STREAMABLE:
+                return False
+        elif not (
+            pd.api.types.is_numeric_dtype(dtype)
+            or pd.api.types.is_bool_dtype(dtype)
+            or pd.api.types.is_string_dtype(dtype)
+        ):
+            return False  # dates, categories, intervals: as pandas writes them
+    selects = []
+    for name in names:
+        quoted = '"' + name.replace('"', '""') + '"'
+        if fmt == "csv" and pd.api.types.is_bool_dtype(frame[name].dtype):
+            selects.append(
+                f"CASE WHEN {quoted} THEN 'True' WHEN NOT {quoted} THEN 'False' END AS {quoted}"
+            )
+        elif fmt == "csv" and not pd.api.types.is_numeric_dtype(frame[name].dtype):
+            selects.append(f"NULLIF({quoted}, '') AS {quoted}")  # pandas: "" and NA alike
+        else:
+            selects.append(quoted)
+    options = "FORMAT csv, HEADER" if fmt == "csv" else "FORMAT json, ARRAY true"
+    con = connection()
+    view = "critmin_output_frame"
+    with tempfile.TemporaryDirectory(prefix="critmin-output-") as folder:
+        path = Path(folder) / f"out.{fmt}"
+        target = "'" + str(path).replace("'", "''") + "'"
+        con.register(view, frame)
+        try:
+            con.execute(f"COPY (SELECT {', '.join(selects)} FROM {view}) TO {target} ({options})")
+        finally:
+            con.unregister(view)
+        sys.stdout.flush()
+        binary = getattr(sys.stdout, "buffer", None)
+        if binary is None:  # a text stream without a buffer (redirect_stdout in tests)
+            sys.stdout.write(path.read_text(encoding="utf-8"))
+            return True
+        with path.open("rb") as source:
+            shutil.copyfileobj(source, binary, 1 << 20)
+        binary.flush()
+    return True
 
 
 def write_output(out: Path, write: Callable[[Path], None]) -> Path:

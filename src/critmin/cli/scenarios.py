@@ -19,13 +19,9 @@ from critmin.market import calibrate, resolve_parameters
 from critmin.market.api import resolve_countries
 from critmin.market.parameters import check_horizon, parse_overrides
 from critmin.metrics.dependence import resolve_year
-from critmin.scenarios.coalition import best_coalition, coalition_problem, shapley
 from critmin.scenarios.ensemble import HARD_MAX_DRAWS, MAX_DRAWS, run_ensemble
 from critmin.scenarios.execution import executor
 from critmin.scenarios.hazard import HazardModel
-from critmin.scenarios.runner import run_study, study_work
-from critmin.scenarios.schema import load_study
-from critmin.scenarios.stockpile import size_stockpile
 
 FORMAT = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv or json.")
 WORKERS = typer.Option(1, "--workers", min=1, help="Local Dask worker processes (1 = in process).")
@@ -54,6 +50,9 @@ def run(
     fmt: OutputFormat = FORMAT,
 ) -> None:
     """Run a study from a scenario file; results as Parquet plus a JSON summary."""
+    from critmin.scenarios.runner import run_study, study_work
+    from critmin.scenarios.schema import load_study
+
     study = load_study(scenario)  # every check happens here, before any work
     bar, _ = _progress(study_work(study), study.name[:40])
     with bar, executor(workers, dask) as chunks:
@@ -188,6 +187,8 @@ def coalition(
 ) -> None:
     """The k partners that best cover the core's imports from China (MILP), with Shapley
     shares, checked with the market model (Chinese ban, zone of core + partners)."""
+    from critmin.scenarios.coalition import best_coalition, coalition_problem, shapley
+
     core_codes, _ = resolve_countries(core)
     pool, _ = resolve_countries(candidates)
     pool = tuple(c for c in pool if c not in set(core_codes))
@@ -269,6 +270,8 @@ def stockpile(
     fmt: OutputFormat = FORMAT,
 ) -> None:
     """The smallest stockpile keeping the bloc's shortfall (or price) under a target."""
+    from critmin.scenarios.stockpile import size_stockpile
+
     check_horizon(horizon)
     item = resolve_commodity(commodity)
     members, _ = resolve_countries(bloc)

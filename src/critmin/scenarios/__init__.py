@@ -1,13 +1,52 @@
 """Studies built on the market model: scenario files, Monte Carlo ensembles (local or on
-Dask), coalition search, stockpile sizing, backtests against real export restrictions."""
+Dask), coalition search, stockpile sizing, backtests against real export restrictions.
+
+The names below load their module on first use, so that an ensemble does not import the
+coalition MILP (SciPy's optimiser) or the scenario-file schema it does not need. The
+backtest is bound at once: its function shares the name of its module."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 from critmin.scenarios.backtest import Backtest, backtest, episodes
-from critmin.scenarios.coalition import best_coalition, coalition_problem, shapley
-from critmin.scenarios.ensemble import EnsembleResult, run_ensemble
-from critmin.scenarios.hazard import HazardModel
-from critmin.scenarios.runner import run_study
-from critmin.scenarios.schema import Study, load_study, validate_study
-from critmin.scenarios.stockpile import StockpileResult, size_stockpile
+
+if TYPE_CHECKING:
+    from critmin.scenarios.coalition import best_coalition, coalition_problem, shapley
+    from critmin.scenarios.ensemble import EnsembleResult, run_ensemble
+    from critmin.scenarios.hazard import HazardModel
+    from critmin.scenarios.runner import run_study
+    from critmin.scenarios.schema import Study, load_study, validate_study
+    from critmin.scenarios.stockpile import StockpileResult, size_stockpile
+
+_LAZY = {
+    "best_coalition": "coalition",
+    "coalition_problem": "coalition",
+    "shapley": "coalition",
+    "EnsembleResult": "ensemble",
+    "run_ensemble": "ensemble",
+    "HazardModel": "hazard",
+    "run_study": "runner",
+    "Study": "schema",
+    "load_study": "schema",
+    "validate_study": "schema",
+    "StockpileResult": "stockpile",
+    "size_stockpile": "stockpile",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'critmin.scenarios' has no attribute {name!r}")
+    value = getattr(import_module(f"critmin.scenarios.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Backtest",
