@@ -14,7 +14,7 @@ from critmin.market.linked import (
     LinkedScenario,
     _compile,
     _evaluate,
-    _split,
+    _structure,
     calibrate_chain,
     chain_sellers,
     link,
@@ -94,7 +94,8 @@ def test_refined_floor_closed_form(two_stage):
     y = floor ** (-eta)
     ore = y ** (1.0 / e0)
     refined = (0.25 * ore + 0.75) * y ** (1.0 / e1)
-    assert sol.state.landed[1][0][two_stage.countries.index("CCC"), -1] == pytest.approx(floor)
+    landed = sol.dense(1, sol.state.landed[1])[0]
+    assert landed[two_stage.countries.index("CCC"), -1] == pytest.approx(floor)
     assert sol.state.supply[1][0, two_stage.countries.index("CCC")] == pytest.approx(y, rel=1e-9)
     assert price(sol, 0, "AAA") == pytest.approx(ore, rel=1e-9)
     assert price(sol, 0, "BBB") == pytest.approx(ore, rel=1e-9)
@@ -110,7 +111,7 @@ def test_no_policy_is_the_base_at_every_stage(ree_chain):
     sol = solve_chain(ree_chain, [LinkedScenario()], "short")
     for k in range(len(ree_chain.stages)):
         q0 = ree_chain.q0[k]
-        assert np.abs(sol.state.flows[k][0] - q0).max() <= 1e-9 * q0.max()
+        assert np.abs(sol.dense(k, sol.state.flows[k])[0] - q0).max() <= 1e-9 * q0.max()
         sellers = chain_sellers(ree_chain)[k]
         assert np.abs(sol.state.world_price[k][0, sellers] - 1.0).max() <= 1e-9
         assert np.abs(sol.state.supply[k][0, sellers] - 1.0).max() <= 1e-9
@@ -124,18 +125,19 @@ def test_jacobian_matches_finite_differences(ree_chain):
         }
     )
     per_stage = [[resolve_parameters(c.countries, "short") for c in ree_chain.calibrations]]
-    arrays, _ = _compile(ree_chain, [scenario], per_stage)
+    structure = _structure(ree_chain)
+    arrays, _ = _compile(ree_chain, structure, [scenario], per_stage)
     width = sum(len(s) for s in chain_sellers(ree_chain))
     x = np.random.default_rng(1).normal(0.0, 0.2, (1, width))
-    _, jac = _evaluate(ree_chain, arrays, _split(ree_chain, x), True)
+    _, jac = _evaluate(ree_chain, structure, arrays, x, True)
     h = 1e-6
     numeric = np.zeros_like(jac)
     for i in range(width):
         up, down = x.copy(), x.copy()
         up[0, i] += h
         down[0, i] -= h
-        r_up, _ = _evaluate(ree_chain, arrays, _split(ree_chain, up), False)
-        r_down, _ = _evaluate(ree_chain, arrays, _split(ree_chain, down), False)
+        r_up, _ = _evaluate(ree_chain, structure, arrays, up, False)
+        r_down, _ = _evaluate(ree_chain, structure, arrays, down, False)
         numeric[0, :, i] = (r_up.residual - r_down.residual)[0] / (2 * h)
     assert np.abs(jac - numeric).max() < 1e-6
 

@@ -37,10 +37,13 @@ at v's base purchase price over the value of v's output is β (capped at BETA_MA
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from critmin.errors import InputError, SolverError
 from critmin.market.calibration import Calibration
@@ -177,35 +180,104 @@ class LinkedScenario:
 
 
 @dataclass
+class _Stage:
+    """Scenario-independent structure of one stage: its base flows as a list of pairs sorted
+    by market (trade matrices are sparse: rare earths refined 2023, 1,400 of 24,000 pairs)."""
+
+    pr: np.ndarray  # (P,) origin of each pair, chain index
+    pv: np.ndarray  # (P,) market of each pair, chain index
+    lr: np.ndarray  # (P,) origin in the stage calibration's index
+    lv: np.ndarray  # (P,) market in the stage calibration's index
+    ps: np.ndarray  # (P,) origin's position among the stage's sellers
+    pm: np.ndarray  # (P,) market's position among the stage's markets
+    sellers: np.ndarray  # (S,) chain index
+    markets: np.ndarray  # (M,) chain index
+    starts: np.ndarray  # (M,) first pair of each market
+    er: np.ndarray  # (P, S) one-hot origin
+    log_q0: np.ndarray
+    log_theta: np.ndarray
+    x0: np.ndarray  # (S,)
+    at: np.ndarray  # stage calibration index → chain index
+
+
+def _structure(chain: Chain) -> list[_Stage]:
+    out = []
+    for k, cal in enumerate(chain.calibrations):
+        q0 = chain.q0[k]
+        pv, pr = np.nonzero(q0.T > 0)  # sorted by market
+        sellers = np.flatnonzero(q0.sum(axis=1) > 0)
+        seller_pos = np.full(chain.size, -1)
+        seller_pos[sellers] = np.arange(len(sellers))
+        markets, starts = np.unique(pv, return_index=True)
+        market_pos = np.full(chain.size, -1)
+        market_pos[markets] = np.arange(len(markets))
+        at = _reindex(cal, chain.countries)
+        local = np.full(chain.size, -1)
+        local[at] = np.arange(len(at))
+        er = np.zeros((len(pr), len(sellers)))
+        er[np.arange(len(pr)), seller_pos[pr]] = 1.0
+        base = q0[pr, pv]
+        out.append(
+            _Stage(
+                pr=pr,
+                pv=pv,
+                lr=local[pr],
+                lv=local[pv],
+                ps=seller_pos[pr],
+                pm=market_pos[pv],
+                sellers=sellers,
+                markets=markets,
+                starts=starts,
+                er=er,
+                log_q0=np.log(base),
+                log_theta=np.log(base / q0.sum(axis=0)[pv]),
+                x0=q0.sum(axis=1)[sellers],
+                at=at,
+            )
+        )
+    return out
+
+
+@dataclass
 class _Arrays:
-    wedge: np.ndarray  # (B, N, N)
-    open: np.ndarray  # (B, N, N)
-    floor: np.ndarray  # (B, N, N) hat, 0 none
-    guarantee: np.ndarray  # (B, N) hat, 0 none
-    capacity: np.ndarray  # (B, N)
-    sigma: np.ndarray  # (B, N)
-    eta: np.ndarray  # (B, N)
-    supply: np.ndarray  # (B, N)
+    """One stage's policies and parameters for a batch: pairs (B, P), sellers (B, S),
+    markets (B, N) over the chain's countries."""
+
+    log_wedge: np.ndarray
+    log_floor: np.ndarray
+    open: np.ndarray
+    guarantee: np.ndarray
+    log_capacity: np.ndarray
+    supply: np.ndarray
+    sigma: np.ndarray
+    eta: np.ndarray
+
+    def take(self, rows: np.ndarray) -> _Arrays:
+        return _Arrays(**{n: getattr(self, n)[rows] for n in self.__dataclass_fields__})
 
 
 def _compile(
-    chain: Chain, scenarios: Sequence[LinkedScenario], parameters: Sequence[Sequence[Parameters]]
+    chain: Chain,
+    structure: list[_Stage],
+    scenarios: Sequence[LinkedScenario],
+    parameters: Sequence[Sequence[Parameters]],
 ) -> tuple[list[_Arrays], list[list[PolicyArrays]]]:
-    size = chain.size
     out, compiled = [], []
+    for scenario in scenarios:
+        unknown = set(scenario.stages) | set(scenario.production_quotas)
+        unknown -= set(chain.stages)
+        if unknown:
+            raise InputError(
+                f"policy at {', '.join(sorted(unknown))}: the chain has stages "
+                f"{', '.join(chain.stages)}"
+            )
     for k, cal in enumerate(chain.calibrations):
-        at = _reindex(cal, chain.countries)
-        stage = chain.stages[k]
-        fields = {n: [] for n in _Arrays.__dataclass_fields__}
+        st, stage = structure[k], chain.stages[k]
+        fields: dict[str, list] = {n: [] for n in _Arrays.__dataclass_fields__}
         per_stage = []
+        seller_local = {c: i for i, c in enumerate(st.at)}
+        sl = np.array([seller_local[c] for c in st.sellers], dtype=int)
         for scenario, params in zip(scenarios, parameters, strict=True):
-            unknown = set(scenario.stages) - set(chain.stages)
-            unknown |= set(scenario.production_quotas) - set(chain.stages)
-            if unknown:
-                raise InputError(
-                    f"policy at {', '.join(sorted(unknown))}: the chain has stages "
-                    f"{', '.join(chain.stages)}"
-                )
             policy = compile_scenario(cal, scenario.stages.get(stage, Scenario()))
             if len(policy.quota_fraction):
                 raise InputError(
@@ -221,26 +293,26 @@ def _compile(
                 if not 0.0 < value <= 1.0:
                     raise InputError(f"production quota of {code} must be in (0, 1], got {value}")
                 capacity[cal.index(code)] = min(capacity[cal.index(code)], value)
+            wedge = (policy.tariff * policy.export_tax)[st.lr, st.lv]
+            floor = policy.floor[st.lr, st.lv]
+            with np.errstate(divide="ignore"):
+                fields["log_wedge"].append(np.log(wedge))
+                fields["log_floor"].append(
+                    np.where(floor > 0, np.log(np.where(floor > 0, floor, 1.0)), -np.inf)
+                )
+                fields["log_capacity"].append(np.log(capacity[sl]))
+            fields["open"].append(policy.open[st.lr, st.lv])
+            fields["guarantee"].append(policy.guarantee[sl])
+            p = params[k]
+            fields["supply"].append(p.supply_elasticity[sl])
 
-            def grid(a: np.ndarray, fill: float, at: np.ndarray = at) -> np.ndarray:
-                full = np.full((size, size), fill, dtype=a.dtype)
-                full[np.ix_(at, at)] = a
-                return full
-
-            def vec(a: np.ndarray, fill: float, at: np.ndarray = at) -> np.ndarray:
-                full = np.full(size, fill, dtype=float)
+            def vec(a: np.ndarray, fill: float, at: np.ndarray = st.at) -> np.ndarray:
+                full = np.full(chain.size, fill, dtype=float)
                 full[at] = a
                 return full
 
-            fields["wedge"].append(grid(policy.tariff * policy.export_tax, 1.0))
-            fields["open"].append(grid(policy.open, False))
-            fields["floor"].append(grid(policy.floor, 0.0))
-            fields["guarantee"].append(vec(policy.guarantee, 0.0))
-            fields["capacity"].append(vec(capacity, np.inf))
-            p = params[k]
             fields["sigma"].append(vec(p.armington_sigma, 2.0))
             fields["eta"].append(vec(p.demand_elasticity, 0.0))
-            fields["supply"].append(vec(p.supply_elasticity, 0.0))
         out.append(_Arrays(**{n: np.stack(v) for n, v in fields.items()}))
         compiled.append(per_stage)
     return out, compiled
@@ -248,162 +320,186 @@ def _compile(
 
 @dataclass
 class LinkedState:
-    """Per stage (lists over stages) at the solution; (B, N) or (B, N, N)."""
+    """Per stage (lists over stages): sellers' figures (B, N) over the chain's countries (1 for
+    countries that do not sell at the stage), pairs (B, P) in `_Stage` order."""
 
-    world_price: list[np.ndarray]
-    producer_price: list[np.ndarray]
-    landed: list[np.ndarray]
-    composite: list[np.ndarray]
-    flows: list[np.ndarray]
-    supply: list[np.ndarray]  # Y hat
-    unit_cost: list[np.ndarray]  # C hat
-    demand_volume: list[np.ndarray]  # c hat
+    world_price: list[np.ndarray]  # P*
+    producer_price: list[np.ndarray]  # max(P*, G)
+    supply: list[np.ndarray]  # Y, output / base
+    unit_cost: list[np.ndarray]  # C
+    composite: list[np.ndarray]  # (B, N) P_v (1 where no market)
+    demand_volume: list[np.ndarray]  # (B, N) c_v
+    landed: list[np.ndarray]  # (B, P)
+    flows: list[np.ndarray]  # (B, P) base-price kUSD
     residual: np.ndarray  # (B, Σ sellers)
 
 
-def _evaluate(chain: Chain, arrays: list[_Arrays], z: list[np.ndarray], jacobian: bool):
-    """Residuals (B, U) and the Jacobian (B, U, U) over the sellers of every stage."""
+def _evaluate(
+    chain: Chain,
+    structure: list[_Stage],
+    arrays: list[_Arrays],
+    x: np.ndarray,
+    jacobian: bool,
+):
+    """Residuals (B, U) and the Jacobian (B, U, U) over the sellers of every stage; `x` holds
+    log P* of every stage's sellers, stage after stage."""
     stages = len(chain.stages)
-    out = {n: [] for n in LinkedState.__dataclass_fields__ if n != "residual"}
-    parts = []  # per stage: what the Jacobian needs
-    # Supply side first (the unit cost of stage k needs the composite price of stage k − 1),
-    # then demand (stage k's demand needs stage k + 1's output): two passes.
-    composite, share, passes = [], [], []
+    batch, size = x.shape[0], chain.size
+    out: dict[str, list] = {n: [] for n in LinkedState.__dataclass_fields__ if n != "residual"}
+    parts: list[dict] = []
+    at = 0
     for k in range(stages):
-        a, q0 = arrays[k], chain.q0[k]
-        log_p0 = z[k][:, :, None] + np.log(a.wedge)
-        with np.errstate(divide="ignore"):
-            log_floor = np.where(a.floor > 0, np.log(np.where(a.floor > 0, a.floor, 1.0)), -np.inf)
-        floored = log_floor > log_p0
-        log_p = np.maximum(log_p0, log_floor)
-        live = a.open & (q0 > 0)
-        sig = a.sigma[:, None, :]
-        # composite P_v = (Σ θ p^(1−σ))^(1/(1−σ)) over open flows, in logs
-        d0 = q0.sum(axis=0)
-        theta = np.divide(q0, d0, out=np.zeros_like(q0), where=d0 > 0)
-        term = np.where(live, theta * np.exp((1.0 - sig) * log_p), 0.0)
-        total = term.sum(axis=1)  # (B, N)
+        st, a = structure[k], arrays[k]
+        z = x[:, at : at + len(st.sellers)]
+        at += len(st.sellers)
+        log_p0 = z[:, st.ps] + a.log_wedge
+        floored = a.log_floor > log_p0
+        log_p = np.maximum(log_p0, a.log_floor)
+        sig = a.sigma[:, st.pv]
+        term = np.where(a.open, np.exp(st.log_theta + (1.0 - sig) * log_p), 0.0)
+        total = np.add.reduceat(term, st.starts, axis=1)  # (B, M)
         alive = total > 0
-        log_comp = np.where(alive, np.log(np.where(alive, total, 1.0)) / (1.0 - a.sigma), 0.0)
-        s = np.divide(term, total[:, None, :], out=np.zeros_like(term), where=alive[:, None, :])
-        composite.append(log_comp)
-        share.append(s)
-        passes.append(live & ~floored)
+        sig_m = a.sigma[:, st.markets]
+        log_comp_m = np.where(alive, np.log(np.where(alive, total, 1.0)) / (1.0 - sig_m), 0.0)
+        comp = np.zeros((batch, size))
+        comp[:, st.markets] = log_comp_m
+        share = term / np.where(alive, total, 1.0)[:, st.pm]
+        parts.append(
+            {"z": z, "log_p": log_p, "passes": a.open & ~floored, "share": share,
+             "alive": alive, "log_comp": comp, "sig": sig}
+        )  # fmt: skip
         out["landed"].append(np.exp(log_p))
-        out["composite"].append(np.where(alive, np.exp(log_comp), np.inf))
-        parts.append({"log_p": log_p, "live": live, "alive": alive})
-    # supply
+        out["composite"].append(np.exp(comp))
     for k in range(stages):
-        a = arrays[k]
-        price = np.exp(z[k])
+        st, a, part = structure[k], arrays[k], parts[k]
+        price = np.exp(part["z"])
         guaranteed = a.guarantee > price
         producer = np.maximum(price, a.guarantee)
-        beta = chain.beta[k]
+        beta = chain.beta[k][st.sellers]
         if k > 0:
-            upstream = np.exp(composite[k - 1])
+            upstream = np.exp(parts[k - 1]["log_comp"][:, st.sellers])
             cost = beta * upstream + (1.0 - beta)
             b = beta * upstream / cost  # ∂ log C / ∂ log P^(k−1)
         else:
             cost = np.ones_like(price)
             b = np.zeros_like(price)
         log_y = a.supply * (np.log(producer) - np.log(cost))
-        log_cap = np.log(a.capacity)
-        capped = log_y > log_cap
-        log_y = np.minimum(log_y, log_cap)
-        out["world_price"].append(price)
-        out["producer_price"].append(producer)
-        out["supply"].append(np.exp(log_y))
-        out["unit_cost"].append(cost)
-        parts[k].update(log_y=log_y, elastic=~capped, guaranteed=guaranteed, b=b)
-    # demand and residuals
+        capped = log_y > a.log_capacity
+        log_y = np.minimum(log_y, a.log_capacity)
+        for name, values, fill in (
+            ("world_price", price, 1.0),
+            ("producer_price", producer, 1.0),
+            ("supply", np.exp(log_y), 1.0),
+            ("unit_cost", cost, 1.0),
+        ):
+            full = np.full((batch, size), fill)
+            full[:, st.sellers] = values
+            out[name].append(full)
+        part.update(log_y=log_y, elastic=~capped, guaranteed=guaranteed, b=b)
     residuals = []
     for k in range(stages):
-        a, q0, part = arrays[k], chain.q0[k], parts[k]
+        st, a, part = structure[k], arrays[k], parts[k]
         phi = chain.final_share[k]
-        final = phi * np.exp(-a.eta * composite[k])
+        final = phi * np.exp(-a.eta * part["log_comp"])
         inter = (1.0 - phi) * out["supply"][k + 1] if k + 1 < stages else np.zeros_like(final)
         volume = final + inter
         out["demand_volume"].append(volume)
         log_q = (
-            np.log(np.where(part["live"], q0, 1.0))
-            - a.sigma[:, None, :] * part["log_p"]
-            + (a.sigma * composite[k])[:, None, :]
-            + np.log(np.maximum(volume, 1e-300))[:, None, :]
+            st.log_q0
+            - part["sig"] * part["log_p"]
+            + (a.sigma * part["log_comp"])[:, st.pv]
+            + np.log(np.maximum(volume, 1e-300))[:, st.pv]
         )
-        q = np.where(part["live"] & part["alive"][:, None, :], np.exp(log_q), 0.0)
+        q = np.where(a.open & part["alive"][:, st.pm], np.exp(log_q), 0.0)
         out["flows"].append(q)
-        demand = q.sum(axis=2)
-        x0 = q0.sum(axis=1)
-        sellers = chain_sellers(chain)[k]
-        made = x0[sellers] * np.exp(part["log_y"][:, sellers])
-        sold = demand[:, sellers]
-        # An origin cut off from every market: its price falls until... it cannot sell; pin it.
-        active = sold > 0
-        res = np.where(active, np.log(np.maximum(sold, 1e-300)) - np.log(made), z[k][:, sellers])
-        residuals.append(res)
+        demand = q @ st.er  # (B, S)
+        active = demand > 0
+        made = np.log(st.x0) + part["log_y"]
+        residuals.append(np.where(active, np.log(np.maximum(demand, 1e-300)) - made, part["z"]))
         part.update(q=q, demand=demand, volume=volume, final=final, inter=inter, active=active)
-    residual = np.concatenate(residuals, axis=1)
-    state = LinkedState(**out, residual=residual)
+    state = LinkedState(**out, residual=np.concatenate(residuals, axis=1))
     if not jacobian:
         return state, None
-    return state, _jacobian(chain, arrays, parts, share, passes)
+    return state, _jacobian(chain, structure, arrays, parts)
 
 
-def chain_sellers(chain: Chain) -> list[np.ndarray]:
-    """Per stage, the countries that sell in the base (the unknowns)."""
-    return [np.flatnonzero(q0.sum(axis=1) > 0) for q0 in chain.q0]
+def _jacobian(chain: Chain, structure: list[_Stage], arrays: list[_Arrays], parts) -> np.ndarray:
+    """The analytic generalised Jacobian (module docstring; s = value share, g = 1 unless the
+    floor binds, w = q_rv / Σ_v q_rv):
 
-
-def _jacobian(chain, arrays, parts, share, passes) -> np.ndarray:
+        ∂ log q^k_rv / ∂ z^k_r' = −σ g δ_rr' + (σ + κ_v) s_r'v g_r'v,
+        κ_v = −η φ_v c_v⁻¹ P^(−η) − (1 − φ_v) Y_v / c_v · e b_v   (b = ∂ log C / ∂ log P^k)
+        ∂ log q^k_rv / ∂ z^(k+1)_v = (1 − φ_v) Y_v / c_v · e,   ∂ log Y^k_r / ∂ z^(k−1)_r' =
+        −e b_r s^(k−1)_r'r g.
+    """
     stages = len(chain.stages)
-    sellers = chain_sellers(chain)
-    offsets = np.cumsum([0] + [len(s) for s in sellers])
+    widths = [len(st.sellers) for st in structure]
+    offsets = np.cumsum([0, *widths])
     batch = parts[0]["q"].shape[0]
     jac = np.zeros((batch, offsets[-1], offsets[-1]))
+    mats = []
     for k in range(stages):
-        a, part = arrays[k], parts[k]
-        q, demand = part["q"], part["demand"]
-        w = np.divide(q, demand[:, :, None], out=np.zeros_like(q), where=demand[:, :, None] > 0)
-        sg = share[k] * passes[k]  # ∂ log P_v / ∂ z_r' = s_r'v g_r'v
-        volume = part["volume"]
-        fin = np.divide(part["final"], volume, out=np.zeros_like(volume), where=volume > 0)
-        inter = 1.0 - fin
-        kappa = -a.eta * fin  # ∂ log c_v / ∂ log P_v through final demand
-        if k + 1 < stages:
-            nxt = parts[k + 1]
-            dy_dz = arrays[k + 1].supply * nxt["elastic"] * ~nxt["guaranteed"]  # own price
-            dy_dc = arrays[k + 1].supply * nxt["elastic"] * nxt["b"]  # via the input cost
-            kappa = kappa - inter * dy_dc
-        sigma = a.sigma
-        # ∂ log q_rv / ∂ z_r' = −σ g δ + (σ + κ_v) s_r'v g_r'v  (own stage)
-        s_k = sellers[k]
-        coupling = (sigma + kappa)[:, None, :] * sg[:, s_k]  # (B, r', v)
-        w_k = w[:, s_k]  # (B, r, v)
-        jkk = w_k @ coupling.transpose(0, 2, 1)  # (B, r, r')
-        own = (w_k * sigma[:, None, :] * passes[k][:, s_k]).sum(axis=2)
-        own += (a.supply * part["elastic"] * ~part["guaranteed"])[:, s_k]
-        idx = np.arange(len(s_k))
-        jkk[:, idx, idx] -= own
+        st, part = structure[k], parts[k]
+        sg = part["share"] * part["passes"]
+        sg_mat = np.zeros((batch, len(st.sellers) * len(st.markets)))
+        sg_mat[:, st.ps * len(st.markets) + st.pm] = sg
+        mats.append(sg_mat.reshape(batch, len(st.sellers), len(st.markets)))
+    for k in range(stages):
+        st, a, part = structure[k], arrays[k], parts[k]
         rows = slice(offsets[k], offsets[k + 1])
+        q, demand = part["q"], part["demand"]
+        w = q / np.maximum(demand, 1e-300)[:, st.ps]
+        w_mat = np.zeros((batch, len(st.sellers) * len(st.markets)))
+        w_mat[:, st.ps * len(st.markets) + st.pm] = w
+        w_mat = w_mat.reshape(batch, len(st.sellers), len(st.markets))
+        volume = part["volume"][:, st.markets]
+        fin = part["final"][:, st.markets] / np.maximum(volume, 1e-300)
+        inter = 1.0 - fin
+        kappa = -a.eta[:, st.markets] * fin
+        if k + 1 < stages:
+            nxt, a_n, st_n = parts[k + 1], arrays[k + 1], structure[k + 1]
+            dy_dz = np.zeros((batch, chain.size))
+            dy_dc = np.zeros((batch, chain.size))
+            dy_dz[:, st_n.sellers] = a_n.supply * nxt["elastic"] * ~nxt["guaranteed"]
+            dy_dc[:, st_n.sellers] = a_n.supply * nxt["elastic"] * nxt["b"]
+            kappa = kappa - inter * dy_dc[:, st.markets]
+        sigma_m = a.sigma[:, st.markets]
+        jkk = w_mat @ ((sigma_m + kappa)[:, None, :] * mats[k]).transpose(0, 2, 1)
+        own = (w * part["sig"] * part["passes"]) @ st.er
+        own += a.supply * part["elastic"] * ~part["guaranteed"]
+        idx = np.arange(len(st.sellers))
+        jkk[:, idx, idx] -= own
         jac[:, rows, rows] = jkk
         if k + 1 < stages:
-            # demand for stage k in v moves with stage k+1's output in v, own-price part
-            s_n = sellers[k + 1]
-            jnext = w_k[:, :, s_n] * (inter * dy_dz)[:, None, s_n]  # (B, r, v = origin at k+1)
-            jac[:, rows, offsets[k + 1] : offsets[k + 2]] = jnext
+            # markets of stage k that are sellers of stage k + 1: their output moves demand
+            cols = np.searchsorted(st.markets, st_n.sellers)
+            hit = (cols < len(st.markets)) & (st.markets[np.minimum(cols, len(st.markets) - 1)]
+                                               == st_n.sellers)  # fmt: skip
+            factor = inter * dy_dz[:, st.markets]
+            block = np.zeros((batch, len(st.sellers), len(st_n.sellers)))
+            block[:, :, hit] = (w_mat * factor[:, None, :])[:, :, cols[hit]]
+            jac[:, rows, offsets[k + 1] : offsets[k + 2]] = block
         if k > 0:
-            # supply of stage k falls with the input cost: ∂ log Y_r / ∂ z^(k−1)_r'
-            #   = −e b_r s^(k−1)_r'r g;  residual = log D − log Y, so + e b s g
-            s_p = sellers[k - 1]
-            up = (share[k - 1] * passes[k - 1])[:, s_p][:, :, s_k]  # (B, r', v = r)
-            coef = (a.supply * part["elastic"] * part["b"])[:, s_k]  # (B, r)
+            st_p = structure[k - 1]
+            cols = np.searchsorted(st_p.markets, st.sellers)
+            hit = (cols < len(st_p.markets)) & (
+                st_p.markets[np.minimum(cols, len(st_p.markets) - 1)] == st.sellers
+            )
+            up = np.zeros((batch, len(st_p.sellers), len(st.sellers)))
+            up[:, :, hit] = mats[k - 1][:, :, cols[hit]]  # (B, r', r)
+            coef = a.supply * part["elastic"] * part["b"]  # (B, r)
             jac[:, rows, offsets[k - 1] : offsets[k]] = up.transpose(0, 2, 1) * coef[:, :, None]
-        inactive = ~part["active"]  # (B, sellers of k)
+        inactive = ~part["active"]
         if inactive.any():
             b_idx, r_idx = np.nonzero(inactive)
             jac[b_idx, offsets[k] + r_idx, :] = 0.0
             jac[b_idx, offsets[k] + r_idx, offsets[k] + r_idx] = 1.0
     return jac
+
+
+def chain_sellers(chain: Chain) -> list[np.ndarray]:
+    """Per stage, the countries that sell in the base (the unknowns)."""
+    return [np.flatnonzero(q0.sum(axis=1) > 0) for q0 in chain.q0]
 
 
 @dataclass
@@ -414,17 +510,83 @@ class LinkedSolution:
     iterations: np.ndarray
     residual: np.ndarray
     policies: list[list[PolicyArrays]]
+    structure: list[_Stage]
+
+    def dense(self, k: int, pairs: np.ndarray, fill: float = 0.0) -> np.ndarray:
+        """(B, N, N) matrix of stage k's pair values (`state.flows[k]`, `state.landed[k]`)."""
+        st = self.structure[k]
+        out = np.full((pairs.shape[0], self.chain.size, self.chain.size), fill)
+        out[:, st.pr, st.pv] = pairs
+        return out
+
+    def flows_t(self, k: int) -> np.ndarray:
+        """(B, N, N) stage k's flows in tonnes of the stage's unit."""
+        st = self.structure[k]
+        ratio = self.state.flows[k] / np.exp(st.log_q0)
+        return self.dense(k, ratio * self.chain.tonnes[k][st.pr, st.pv])
 
 
-def _split(chain: Chain, x: np.ndarray) -> list[np.ndarray]:
-    sellers = chain_sellers(chain)
-    out, at = [], 0
-    for s in sellers:
-        full = np.zeros((x.shape[0], chain.size))
-        full[:, s] = x[:, at : at + len(s)]
-        out.append(full)
-        at += len(s)
-    return out
+def _newton(chain, structure, arrays, x, tolerance, max_iterations):
+    batch = x.shape[0]
+    state, jac = _evaluate(chain, structure, arrays, x, True)
+    norm = np.abs(state.residual).max(axis=1, initial=0.0)
+    iterations = np.zeros(batch, dtype=int)
+    current = np.ones(batch, bool)  # the scenario's Jacobian is the one at its current point
+    for _ in range(max_iterations):
+        todo = np.flatnonzero(norm >= tolerance)
+        if not len(todo):
+            break
+        sub = [a.take(todo) for a in arrays] if len(todo) < batch else arrays
+        res = state.residual[todo]
+        try:
+            step = -np.linalg.solve(jac[todo] if len(todo) < batch else jac, res[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            step = np.stack(
+                [-np.linalg.lstsq(j, r, rcond=None)[0] for j, r in zip(jac[todo], res, strict=True)]
+            )
+        biggest = np.abs(step).max(axis=1, initial=0.0)
+        step *= np.minimum(1.0, MAX_LOG_STEP / np.maximum(biggest, 1e-300))[:, None]
+        merit = 0.5 * (res**2).sum(axis=1)
+        length = np.ones(len(todo))
+        accepted = np.zeros(len(todo), bool)
+        new_x = x[todo].copy()
+        for _attempt in range(30):
+            idx = np.flatnonzero(~accepted)
+            trial_x = x[todo[idx]] + length[idx, None] * step[idx]
+            sub_idx = [a.take(idx) for a in sub] if len(idx) < len(todo) else sub
+            trial, _ = _evaluate(chain, structure, sub_idx, trial_x, False)
+            trial_merit = 0.5 * (trial.residual**2).sum(axis=1)
+            good = trial_merit <= (1.0 - 1e-4 * length[idx]) * merit[idx]
+            new_x[idx[good]] = trial_x[good]
+            accepted[idx[good]] = True
+            if accepted.all():
+                break
+            length[~accepted] *= 0.5
+        if not accepted.all():  # a kink can stall the search: take the shortest step tried
+            idx = np.flatnonzero(~accepted)
+            new_x[idx] = x[todo[idx]] + length[idx, None] * step[idx]
+        x[todo] = new_x
+        iterations[todo] += 1
+        fresh, _ = _evaluate(chain, structure, sub, x[todo], False)
+        for name in LinkedState.__dataclass_fields__:
+            if name == "residual":
+                state.residual[todo] = fresh.residual
+            else:
+                for k, values in enumerate(getattr(fresh, name)):
+                    getattr(state, name)[k][todo] = values
+        before = norm[todo]
+        norm[todo] = np.abs(fresh.residual).max(axis=1, initial=0.0)
+        # Shamanskii's variant of Newton (as in solver.py): after a full step with a current
+        # Jacobian that cut the residual tenfold, the next step reuses that Jacobian.
+        full = accepted & (length == 1.0)
+        reuse = full & current[todo] & (norm[todo] <= 0.1 * before)
+        current[todo] = False
+        renew = todo[~reuse & (norm[todo] >= tolerance)]
+        if len(renew):
+            part = [a.take(renew) for a in arrays] if len(renew) < batch else arrays
+            _, jac[renew] = _evaluate(chain, structure, part, x[renew], True)
+            current[renew] = True
+    return state, iterations, norm
 
 
 def solve_chain(
@@ -432,8 +594,11 @@ def solve_chain(
     scenarios: Sequence[LinkedScenario],
     parameters: Sequence[Sequence[Parameters]] | str = "short",
     tolerance: float = TOLERANCE,
+    chunk: int = 64,
+    threads: int | None = None,
 ) -> LinkedSolution:
-    """Solve every scenario of the batch on the linked chain; SolverError names a failure.
+    """Solve every scenario on the linked chain, `chunk` at a time; SolverError names a
+    scenario that does not converge.
 
     `parameters`: per scenario one Parameters per stage (over that stage's calibration), or a
     horizon name for the documented defaults."""
@@ -441,49 +606,34 @@ def solve_chain(
     if isinstance(parameters, str):
         per_stage = [resolve_parameters(c.countries, parameters) for c in chain.calibrations]
         parameters = [per_stage] * len(scenarios)
-    arrays, compiled = _compile(chain, scenarios, parameters)
-    batch = len(scenarios)
-    width = sum(len(s) for s in chain_sellers(chain))
-    x = np.zeros((batch, width))
-    state, jac = _evaluate(chain, arrays, _split(chain, x), True)
-    norm = np.abs(state.residual).max(axis=1, initial=0.0)
-    iterations = np.zeros(batch, dtype=int)
-    for _ in range(MAX_ITERATIONS):
-        todo = norm >= tolerance
-        if not todo.any():
-            break
-        try:
-            step = -np.linalg.solve(jac, state.residual[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            step = np.stack(
-                [
-                    -np.linalg.lstsq(j, r, rcond=None)[0]
-                    for j, r in zip(jac, state.residual, strict=True)
-                ]
-            )
-        step[~todo] = 0.0
-        biggest = np.abs(step).max(axis=1, initial=0.0)
-        step *= np.minimum(1.0, MAX_LOG_STEP / np.maximum(biggest, 1e-300))[:, None]
-        merit = 0.5 * (state.residual**2).sum(axis=1)
-        length = np.ones(batch)
-        accepted = ~todo
-        best = x.copy()
-        for _attempt in range(30):
-            trial_x = np.where(accepted[:, None], best, x + length[:, None] * step)
-            trial, _ = _evaluate(chain, arrays, _split(chain, trial_x), False)
-            trial_merit = 0.5 * (trial.residual**2).sum(axis=1)
-            good = ~accepted & (trial_merit <= (1.0 - 1e-4 * length) * merit)
-            best[good] = trial_x[good]
-            accepted |= good
-            if accepted.all():
-                break
-            length[~accepted] *= 0.5
-        # where no length lowers the merit, take the shortest tried (a kink can stall it)
-        best[~accepted] = (x + length[:, None] * step)[~accepted]
-        iterations[todo] += 1
-        x = best
-        state, jac = _evaluate(chain, arrays, _split(chain, x), True)
-        norm = np.abs(state.residual).max(axis=1, initial=0.0)
+    structure = _structure(chain)
+    arrays, compiled = _compile(chain, structure, scenarios, parameters)
+    width = sum(len(st.sellers) for st in structure)
+    chunks = [
+        np.arange(start, min(start + chunk, len(scenarios)))
+        for start in range(0, len(scenarios), chunk)
+    ]
+
+    def run(rows: np.ndarray):
+        part = [a.take(rows) for a in arrays]
+        return _newton(chain, structure, part, np.zeros((len(rows), width)), tolerance,
+                       MAX_ITERATIONS)  # fmt: skip
+
+    # As in model.py: chunks side by side on the cores (numpy releases the GIL), BLAS held to
+    # one thread — a multithreaded BLAS on these small batched products is 20× slower.
+    workers = max(1, min(len(chunks), threads or os.cpu_count() or 1))
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        pieces = list(pool.map(run, chunks))
+    state = LinkedState(
+        **{
+            name: [np.concatenate([p[0].__dict__[name][k] for p in pieces]) for k in
+                   range(len(chain.stages))]
+            for name in LinkedState.__dataclass_fields__ if name != "residual"
+        },
+        residual=np.concatenate([p[0].residual for p in pieces]),
+    )  # fmt: skip
+    iterations = np.concatenate([p[1] for p in pieces])
+    norm = np.concatenate([p[2] for p in pieces])
     failed = np.flatnonzero(~(norm < tolerance))
     if len(failed):
         first = failed[0]
@@ -491,4 +641,4 @@ def solve_chain(
             f"linked market solve did not converge for scenario {scenarios[first].name!r} "
             f"(max residual {norm[first]:.3g} after {iterations[first]} iterations)"
         )
-    return LinkedSolution(chain, scenarios, state, iterations, norm, compiled)
+    return LinkedSolution(chain, scenarios, state, iterations, norm, compiled, structure)
