@@ -99,7 +99,7 @@ def test_eu_supply_risk_formula_by_hand():
     from critmin.metrics.eu_supply_risk import eu_supply_risk
 
     table = eu_supply_risk({"eu27": cm.group("eu27").members}, 2022, {"cobalt": 0.9})
-    row = table.set_index("commodity").loc["cobalt"]
+    row = table.set_index(["commodity", "stage"]).loc[("cobalt", "mine")]
     half = row["import_reliance"] / 2
     expected = (
         (row["hhi_wgi_global"] * half + row["hhi_wgi_sourcing"] * (1 - half))
@@ -124,8 +124,11 @@ def test_eu_supply_risk_global_term_by_independent_query():
     )
     shares = made["qty_t"] / made["qty_t"].sum()
     expected = float((shares**2 * (made["value"] * 10).fillna(5.0)).sum())
-    table = eu_supply_risk({"JPN": ("JPN",)}, 2022).set_index("commodity")
-    assert table.loc["tungsten", "hhi_wgi_global"] == pytest.approx(expected)
+    table = eu_supply_risk({"JPN": ("JPN",)}, 2022).set_index(["commodity", "stage"])
+    assert table.loc[("tungsten", "mine"), "hhi_wgi_global"] == pytest.approx(expected)
+    # The JRC keeps the stage with the higher supply risk: one bottleneck per mineral.
+    bottlenecks = table[table["bottleneck"]].reset_index()
+    assert not bottlenecks["commodity"].duplicated().any()
 
 
 def test_substitution_index_must_be_a_fraction():
@@ -138,6 +141,9 @@ def test_substitution_index_must_be_a_fraction():
 def test_eu_supply_risk_for_an_importer_without_trade():
     from critmin.metrics.eu_supply_risk import eu_supply_risk
 
-    # Pitcairn neither produces nor imports cobalt: a defined zero sourcing term, no crash.
+    # Pitcairn neither produces nor imports anything: no risk figure is made up for it (a
+    # zero would read as "no risk"); the status says why.
     table = eu_supply_risk({"PCN": ("PCN",)}, 2022)
-    assert table["supply_risk"].notna().all()
+    assert table["supply_risk"].isna().all()
+    assert set(table["status"]) <= {"not_traded", "no_trade_data"}
+    assert not table["bottleneck"].any()

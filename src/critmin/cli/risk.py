@@ -57,7 +57,11 @@ def risk(
     columns = (
         ["entity", "commodity", "year", "hhi", "import_risk", "score", "cf", "price"]
         if method == "geopolrisk"
-        else [c for c in EU_SR_COLUMNS if c not in ("eol_rir", "substitution_index")]
+        else [
+            c
+            for c in EU_SR_COLUMNS
+            if c not in ("eol_rir", "substitution_index", "global_source", "year")
+        ]
     )
     if out is not None:  # csv or json into the file, not to standard output
 

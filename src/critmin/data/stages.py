@@ -31,6 +31,7 @@ HS_REVISIONS = ("HS92", "HS96", "HS02", "HS07", "HS12", "HS17", "HS22")
 SOURCES_DIR = CLASSIFICATIONS_DIR.parent / "sources"
 # Tables of processed-stage trade shipped beside the main trade table (rows name their revision).
 STAGE_TRADE_TABLE = "stage_trade"
+US_NATIONAL_SOURCE = "USGS Mineral Commodity Summaries 2026 (United States, primary and secondary)"
 
 
 def check_stage(stage: str, allow_all: bool = False) -> str:
@@ -275,10 +276,7 @@ def stage_production(year: int) -> pd.DataFrame:
             for f in frames
         ]
         frames.append(
-            national[["mineral", "stage", "country", "qty_t"]].assign(
-                source="USGS Mineral Commodity Summaries 2026 (United States, primary and "
-                "secondary)"
-            )
+            national[["mineral", "stage", "country", "qty_t"]].assign(source=US_NATIONAL_SOURCE)
         )
     if not frames:
         return pd.DataFrame(columns=["mineral", "stage", "country", "qty_t", "source"])

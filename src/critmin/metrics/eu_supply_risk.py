@@ -19,8 +19,9 @@ the critical raw materials for the EU 2023 — Final report", JRC/DG GROW):
 
 Deviation, stated: the guidelines scale the average of the six WGI dimensions; the bundled
 data carries political stability only, so WGI_c = 10 × clip((2.5 − PV_c)/5, 0, 1); a
-country without a value gets 5. Quantities are gross tonnes as traded (BACI) and produced
-(World Mining Data).
+country without a value gets 5. Quantities are the stage balances' content tonnes (BACI
+trade × content factors; World Mining Data, USGS production), computed per stage as the JRC
+does (extraction and processing), the higher SR kept as the bottleneck.
 """
 
 from __future__ import annotations
@@ -31,25 +32,26 @@ import numpy as np
 import pandas as pd
 
 from critmin.data import query
+from critmin.data.stages import US_NATIONAL_SOURCE, stage_shares
 from critmin.errors import InputError
-from critmin.metrics.dependence import (
-    commodity_flows,
-    commodity_production,
-    dependence_from_tables,
-    merge_blocs,
-)
+from critmin.metrics.balances import KEYS, Balances, balances
+from critmin.metrics.stage_dependence import dependence_grid, merged_tables
 
 MISSING_WGI = 5.0
 EU_SR_COLUMNS = (
     "entity",
     "commodity",
+    "stage",
     "year",
     "hhi_wgi_global",
+    "global_source",
     "hhi_wgi_sourcing",
     "import_reliance",
     "eol_rir",
     "substitution_index",
     "supply_risk",
+    "status",
+    "bottleneck",
 )
 
 
@@ -74,39 +76,68 @@ def _weighted_hhi(table: pd.DataFrame, keys: list[str], who: str, wgi: pd.Series
     return (share**2 * weight).groupby([table[k] for k in keys]).sum()
 
 
-def _risk_rows(
-    flows: pd.DataFrame,
-    merged_made: pd.DataFrame,
-    made: pd.DataFrame,
+def global_supply_hhi(bal: Balances, wgi: pd.Series) -> pd.DataFrame:
+    """HHI_WGI of global supply per mineral × stage: from the stage's production series, else
+    from the published country shares of sources/stage_shares.csv (shares suffice for an HHI;
+    the JRC assesses processing from such shares too). Columns: mineral, stage,
+    hhi_wgi_global, global_source."""
+    series = bal.coverage.loc[bal.coverage["production_source"] != "none", KEYS]
+    made = bal.production[bal.production["amount"].notna()].merge(series, on=KEYS)
+    made = made[made["source"] != US_NATIONAL_SOURCE]  # one country's figure is not the world
+    found = _weighted_hhi(made, KEYS, "country", wgi).rename("hhi_wgi_global").reset_index()
+    found["global_source"] = "production series"
+    published = stage_shares()
+    published = published[published["year"] <= bal.year]
+    if published.empty:
+        return found
+    # The latest year of each stage, and of it the first source listed.
+    latest = published[published["year"] == published.groupby(KEYS)["year"].transform("max")]
+    latest = latest[latest["source"] == latest.groupby(KEYS)["source"].transform("first")]
+    # A source listing only the top producer cannot give an HHI: at least half the stage.
+    latest = latest[latest.groupby(KEYS)["share"].transform("sum") >= 0.5]
+    latest = latest.rename(columns={"share": "amount"})
+    shares = _weighted_hhi(latest, KEYS, "country", wgi).rename("hhi_wgi_global").reset_index()
+    listed = latest.groupby(KEYS).agg(source=("source", "first"), listed=("amount", "sum"))
+    shares = shares.merge(listed.reset_index(), on=KEYS)
+    shares["global_source"] = [  # a partial list gives a lower bound of the HHI
+        f"published shares ({total:.0%} of the stage listed): {source}"
+        for source, total in zip(shares.pop("source"), shares.pop("listed"), strict=True)
+    ]
+    have = set(zip(found["mineral"], found["stage"], strict=True))
+    keep = [(m, s) not in have for m, s in zip(shares["mineral"], shares["stage"], strict=True)]
+    return pd.concat([found, shares[keep]], ignore_index=True)
+
+
+def _entity_terms(
+    bal: Balances,
     names: list[str],
+    blocs: dict[str, Sequence[str]],
     members: dict[str, tuple],
     wgi: pd.Series,
-    global_hhi: pd.Series,
 ) -> pd.DataFrame:
-    """SR inputs for the importers `names` of (already bloc-merged) flows and production,
-    all at once; `made` is the unmerged production (members keep their own governance)."""
-    reliance = dependence_from_tables(flows[flows["importer"].isin(names)], merged_made, "CHN")
-    reliance = reliance[reliance["importer"].isin(names)].rename(columns={"importer": "entity"})
-    own = pd.concat(
-        [made[made["country"].isin(members[n])].assign(entity=n) for n in names]
-    ).rename(columns={"country": "who"})
-    bought = flows[flows["importer"].isin(names)].rename(
-        columns={"importer": "entity", "exporter": "who"}
-    )
+    """Import reliance, status and HHI_WGI of sourcing per entity × mineral × stage, for the
+    entities `names` of one pass (singles together, or one merged bloc)."""
+    flows, made = merged_tables(bal, blocs)
+    grid = dependence_grid(bal, flows, made, importers=names)
+    member_of = {code: name for name in names for code in members[name]}
+    own = bal.production[bal.production["country"].isin(member_of)]
+    bought = flows[flows["importer"].isin(names)]
     sourcing = pd.concat(
         [
-            own[["entity", "commodity", "who", "amount"]],
-            bought[["entity", "commodity", "who", "amount"]],
+            own.assign(entity=own["country"].map(member_of), who=own["country"]),
+            bought.assign(entity=bought["importer"], who=bought["exporter"]),
         ]
+    )[["entity", *KEYS, "who", "amount"]]
+    hhi = _weighted_hhi(sourcing, ["entity", *KEYS], "who", wgi).rename("hhi_wgi_sourcing")
+    rows = grid[["importer", *KEYS, "import_reliance", "status"]].rename(
+        columns={"importer": "entity"}
     )
-    keys = ["entity", "commodity"]
-    table = _weighted_hhi(sourcing, keys, "who", wgi).rename("hhi_wgi_sourcing").to_frame()
-    table = table.join(reliance.set_index(keys)["import_reliance"], how="outer")
-    grid = pd.MultiIndex.from_product([names, global_hhi.index], names=keys)
-    table = table.reindex(grid.union(table.index))
-    table["hhi_wgi_global"] = global_hhi.reindex(table.index.get_level_values("commodity")).values
-    table = table[table["hhi_wgi_global"].notna() | table["hhi_wgi_sourcing"].notna()]
-    return table.reset_index()
+    rows = rows.merge(hhi.reset_index(), on=["entity", *KEYS], how="left")
+    # The guidelines bound IR to 0–1: a net exporter (or pure transit) has IR 0, a defined
+    # value; a reliance that cannot be computed stays NaN and so does SR.
+    exporter = rows["status"].isin(["net_exporter", "transit"])
+    rows["import_reliance"] = rows["import_reliance"].mask(exporter, 0.0)
+    return rows
 
 
 def eu_supply_risk(
@@ -114,11 +145,18 @@ def eu_supply_risk(
     year: int,
     substitution: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
-    """Supply risk per entity (name → member ISO3 codes) and commodity, for one year.
+    """Supply risk per entity (name → member ISO3 codes), mineral and stage, for one year.
 
-    Columns: entity, commodity, year, hhi_wgi_global, hhi_wgi_sourcing, import_reliance,
-    eol_rir, substitution_index, supply_risk. `substitution` overrides SI per commodity id.
-    Single countries are computed together in one pass; each bloc in one more.
+    Read from the stage balances (`critmin.metrics.balances`, content basis): global supply,
+    the entity's sourcing (its members' production plus imports from outside it) and its
+    import reliance are taken within one stage. The JRC assesses SR at the extraction and the
+    processing stage and keeps the higher (Grohol & Veeh 2023, section 3.2): `bottleneck` marks
+    that stage. Where a term cannot be computed (no trade and no production at the stage, or a
+    reliance that is not a share) SR is NaN and `status` says why — never a zero.
+
+    Columns: entity, commodity, stage, year, hhi_wgi_global, global_source,
+    hhi_wgi_sourcing, import_reliance, eol_rir, substitution_index, supply_risk, status,
+    bottleneck. `substitution` overrides SI per commodity id.
     """
     substitution = dict(substitution or {})
     for commodity, value in substitution.items():
@@ -128,28 +166,32 @@ def eu_supply_risk(
     for name, codes in members.items():
         if not codes:
             raise InputError(f"group {name!r} has no members")
-    flows = commodity_flows(year, "qty")
-    made = commodity_production(year, "qty")
+    bal = balances(year)
     wgi = governance_0_10(year)
-    global_hhi = _weighted_hhi(made, ["commodity"], "country", wgi)
-    global_hhi.index = global_hhi.index.get_level_values(0)
+    global_hhi = global_supply_hhi(bal, wgi)
     singles = [n for n, codes in members.items() if codes == (n,)]
-    parts = [_risk_rows(flows, made, made, singles, members, wgi, global_hhi)] if singles else []
-    for name in (n for n in members if n not in singles):
-        bloc_flows, bloc_made = merge_blocs(flows, made, {name: members[name]})
-        parts.append(_risk_rows(bloc_flows, bloc_made, made, [name], members, wgi, global_hhi))
-    table = pd.concat(parts, ignore_index=True)
-    table["import_reliance"] = table["import_reliance"].clip(0.0, 1.0).fillna(0.0)
-    table = table.fillna({"hhi_wgi_global": 0.0, "hhi_wgi_sourcing": 0.0})
+    passes = [(singles, {})] if singles else []  # single countries in one pass
+    passes += [([n], {n: c}) for n, c in members.items() if n not in singles]  # a bloc each
+    parts = [_entity_terms(bal, names, blocs, members, wgi) for names, blocs in passes]
+    table = pd.concat(parts, ignore_index=True).merge(global_hhi, on=KEYS, how="left")
     recycling = query("SELECT commodity, eol_rir FROM {commodities}").set_index("commodity")
-    table["eol_rir"] = table["commodity"].map(recycling["eol_rir"]).fillna(0.0)
-    table["substitution_index"] = table["commodity"].map(substitution).fillna(1.0)
+    table["eol_rir"] = table["mineral"].map(recycling["eol_rir"]).fillna(0.0)
+    table["substitution_index"] = table["mineral"].map(substitution).fillna(1.0)
     half = table["import_reliance"] / 2
     table["supply_risk"] = (
         (table["hhi_wgi_global"] * half + table["hhi_wgi_sourcing"] * (1 - half))
         * (1 - table["eol_rir"])
         * table["substitution_index"]
     )
-    table.insert(2, "year", int(year))
+    table.loc[table["hhi_wgi_global"].isna(), "status"] = table["status"].where(
+        table["status"] != "ok", "no_global_supply_data"
+    )
+    best = table["supply_risk"].fillna(-1.0)
+    table["bottleneck"] = best.eq(
+        best.groupby([table["entity"], table["mineral"]]).transform("max")
+    )
+    table["bottleneck"] &= table["supply_risk"].notna()
+    table.insert(3, "year", int(year))
+    table = table.rename(columns={"mineral": "commodity"})
     columns = list(EU_SR_COLUMNS)
     return table[columns].sort_values(["entity", "supply_risk"], ascending=[True, False])
