@@ -139,7 +139,11 @@ def canonical_record(record: object) -> object:
         return record
     out = dict(record)
     if isinstance(out.get("minerals"), list):
-        out["minerals"] = list(dict.fromkeys(_canonical_mineral(m) for m in out["minerals"]))
+        minerals: list = []
+        for mineral in map(_canonical_mineral, out["minerals"]):
+            if mineral not in minerals:  # "REE" and "rare_earths" are one mineral
+                minerals.append(mineral)
+        out["minerals"] = minerals
     if isinstance(out.get("parties"), list):
         out["parties"] = [
             {**p, "party": _canonical_party(p.get("party"))}
