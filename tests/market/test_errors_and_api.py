@@ -93,12 +93,15 @@ def test_shock_by_name_reports_the_bloc_and_china_share():
     result = cm.shock("China", "REE", ban=True, targets="USA,JPN", year=2023)
     summary = result.summary
     assert summary["bloc"] == ["USA", "JPN"]
-    assert summary["bloc_supplier_share_base"] > 0.3 and summary["bloc_supplier_share"] == 0
+    # Refined rare earths (the stage balances): China sells a fifth of the USA's and Japan's
+    # purchases by base-price value, their own refining (USA 800 t REO) and others the rest.
+    assert summary["bloc_supplier_share_base"] > 0.15 and summary["bloc_supplier_share"] == 0
+    assert summary["stage"] == "refined" and summary["unit"] == "t REO"
     assert summary["bloc_shortfall_pct"] > 0
     flows = result.flows
     banned = flows[(flows.exporter == "CHN") & flows.importer.isin(["USA", "JPN"])]
     assert banned["banned"].all() and (banned["flow_t"] == 0).all()
-    assert "CHN bans rare_earths exports to USA,JPN" in repr(result)
+    assert "CHN bans rare_earths (refined) exports to USA,JPN" in repr(result)
     payload = result.to_dict()
     assert set(payload) == {"summary", "prices", "markets", "flows"}
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from critmin.data import commodity as resolve_commodity
 from critmin.data import countries_of, country
 from critmin.errors import InputError, UnknownNameError
-from critmin.market.calibration import Calibration, calibrate
+from critmin.market.calibration import Calibration
 from critmin.market.model import simulate
 from critmin.market.parameters import Override, check_horizon, resolve_parameters
 from critmin.market.policies import Ban, Quota, Release, Scenario, Zone
@@ -57,9 +57,15 @@ def parse_floor(text: str | float) -> tuple[float, str]:
 
 
 def _calibrate(
-    commodity_id: str, year: int | None, row_share: float, keep: Sequence[str]
+    commodity_id: str,
+    year: int | None,
+    row_share: float,
+    keep: Sequence[str],
+    stage: str | None = None,
 ) -> Calibration:
-    return calibrate(commodity_id, resolve_year(year), row_share, keep)
+    from critmin.market.chain import calibrate_market
+
+    return calibrate_market(commodity_id, resolve_year(year), row_share, keep, stage)
 
 
 def in_market(
@@ -91,9 +97,11 @@ def shock(
     parameters: Mapping[str, Override] | None = None,
     releases: Mapping[str, float] | None = None,
     rest_of_world_share: float = 0.0,
+    stage: str | None = None,
 ) -> MarketResult:
     """An export restriction by `exporter` on `commodity`: a ban, or a licence quota at
-    `quota` × base flows, on every destination or only `targets`.
+    `quota` × base flows, on every destination or only `targets`, at `stage` (mine, refined,
+    product; default: the stage of the commodity's HS bundle).
 
     >>> cm.shock("CHN", "rare_earths", ban=True, targets="USA,JPN")  # doctest: +SKIP
     """
@@ -106,15 +114,15 @@ def shock(
     source = country(exporter).iso3
     target_codes, strict = resolve_countries(targets)
     keep = [source, *(target_codes or ()), *(releases or {})]
-    cal = _calibrate(item.id, year, rest_of_world_share, keep)
+    cal = _calibrate(item.id, year, rest_of_world_share, keep, stage)
     cal.index(source)
     target_codes = in_market(cal, target_codes, strict)
     if ban:
         policy = {"bans": (Ban(source, target_codes, strict),)}
-        label = f"{source} bans {item.id} exports"
+        label = f"{source} bans {_what(item.id, cal)} exports"
     else:
         policy = {"quotas": (Quota(source, quota, target_codes, aggregate, strict),)}
-        label = f"{source} caps {item.id} exports at {quota:g} of base"
+        label = f"{source} caps {_what(item.id, cal)} exports at {quota:g} of base"
     if target_codes:
         label += " to " + (
             ",".join(target_codes) if len(target_codes) <= 5 else f"{len(target_codes)} countries"
@@ -126,6 +134,11 @@ def shock(
         **policy,
     )
     return simulate(cal, scenario, resolve_parameters(cal.countries, horizon, parameters))
+
+
+def _what(commodity_id: str, cal: Calibration) -> str:
+    """`rare_earths (refined)`: the commodity and the stage its market is."""
+    return f"{commodity_id} ({cal.stage})" if cal.stage else commodity_id
 
 
 def _releases(releases: Mapping[str, float] | None) -> tuple[Release, ...]:
@@ -143,12 +156,13 @@ def zone(
     parameters: Mapping[str, Override] | None = None,
     releases: Mapping[str, float] | None = None,
     rest_of_world_share: float = 0.0,
+    stage: str | None = None,
 ) -> dict[str, MarketResult]:
     """A preferential zone of `members` with a reference-price floor per commodity
     (`floors`: commodity → multiple of the base reference price, or 'NNNNusd' for USD/t),
     kept by an adjustable tariff on non-members (`tariff`) or guaranteed to member producers
     (`guarantee`); optionally under an export ban by `with_ban` on every destination.
-    One result per commodity."""
+    One result per commodity, each at `stage` (default: the stage of its HS bundle)."""
     if not floors:
         raise InputError("give at least one floor, e.g. rare_earths=1.3")
     check_horizon(horizon)
@@ -169,10 +183,10 @@ def zone(
         item = resolve_commodity(commodity_id)
         level, unit = parse_floor(floor)
         keep = [*codes, *(releases or {}), *([banner] if banner else [])]
-        cal = _calibrate(item.id, year, rest_of_world_share, keep)
+        cal = _calibrate(item.id, year, rest_of_world_share, keep, stage)
         present = in_market(cal, codes, strict)
         bans = (Ban(banner),) if banner else ()
-        label = f"zone of {len(present)} members, {item.id} floor {floor} ({mechanism})"
+        label = f"zone of {len(present)} members, {_what(item.id, cal)} floor {floor} ({mechanism})"
         if banner:
             label += f", {banner} export ban"
         scenario = Scenario(

@@ -212,3 +212,68 @@ def calibrate_stage(
         production_year=used,
         notes=(*notes, *cal.notes),
     )
+
+
+LEGACY_STAGE = {"processing": "refined", "extraction": "mine"}
+
+
+@functools.cache
+def _stage_of_commodity() -> dict[str, tuple[str, str]]:
+    from critmin.data import query
+
+    stages = supply_stages()
+    known = set(zip(stages["mineral"], stages["stage"], strict=True))
+    out: dict[str, tuple[str, str]] = {}
+    for _, row in stages.iterrows():
+        source = str(row["production_source"])
+        if source.startswith("wmd:") and source[4:] != row["mineral"]:
+            out[source[4:]] = (row["mineral"], row["stage"])  # bauxite → aluminium mine
+    table = query("SELECT commodity, stage FROM {commodities}")
+    for commodity, legacy in zip(table["commodity"], table["stage"], strict=True):
+        stage = LEGACY_STAGE.get(str(legacy))
+        if (commodity, stage) in known:
+            out[commodity] = (commodity, stage)
+        elif commodity not in out and any(m == commodity for m, _ in known):
+            out[commodity] = (commodity, stages_of(commodity)[0])
+    return out
+
+
+def stage_market(commodity: str, stage: str | None) -> tuple[str, str] | None:
+    """(mineral, stage) whose balances calibrate the market of `commodity` (a commodity id):
+    the named stage, or by default the stage the commodity's HS bundle sits at (rare_earths →
+    refined, nickel → mine, bauxite → aluminium mine); None for a commodity outside the
+    supply-chain map (calibrated on its HS bundle, `calibration.calibrate`)."""
+    mapped = _stage_of_commodity().get(commodity)
+    if stage is None:
+        return mapped
+    stage = check_stage(stage)
+    mineral = mapped[0] if mapped else commodity
+    stage_unit(mineral, stage)  # one clear line for a stage the mineral does not have
+    return mineral, stage
+
+
+def calibrate_market(
+    commodity: str,
+    year: int,
+    rest_of_world_share: float = 0.0,
+    keep: Iterable[str] = (),
+    stage: str | None = None,
+) -> Calibration:
+    """The market every model command solves: `commodity` (a commodity id) at `stage` on the
+    stage balances; by default the stage of the commodity's HS bundle, and the HS bundle itself
+    (`calibration.calibrate`) for a commodity outside the supply-chain map or whose default
+    stage has no trade that year (said in the notes). A stage named and not calibratable is
+    refused."""
+    from critmin.market.calibration import calibrate
+
+    target = stage_market(commodity, stage)
+    if target is None:
+        return calibrate(commodity, year, rest_of_world_share, keep)
+    try:
+        return calibrate_stage(target[0], target[1], year, rest_of_world_share, keep)
+    except InputError as error:
+        if stage is not None:
+            raise
+        cal = calibrate(commodity, year, rest_of_world_share, keep)
+        note = f"calibrated on the HS bundle of {commodity}, not a stage: {error}"
+        return replace(cal, notes=(note, *cal.notes))

@@ -187,6 +187,9 @@ class MarketResult:
         summary = {
             "scenario": scenario.name,
             "commodity": cal.commodity,
+            "stage": cal.stage,  # None: the HS bundle of the commodity, not a stage
+            "unit": cal.unit,  # what the tonnes of the tables count (t REO, t Ga ...)
+            "production_year": cal.production_year,
             "year": cal.year,
             "horizon": params.horizon,
             "parameters": params.as_dict(cal.countries),

@@ -24,11 +24,11 @@ from critmin.market import (
     Scenario,
     Tariff,
     Zone,
-    calibrate,
     resolve_parameters,
     simulate,
 )
 from critmin.market.api import in_market, parse_floor, resolve_countries
+from critmin.market.chain import calibrate_market
 from critmin.market.policies import compile_scenario
 from critmin.metrics.dependence import resolve_year
 from critmin.scenarios.ensemble import EnsembleResult, run_ensemble
@@ -146,7 +146,7 @@ def prepare_study(study: Study) -> Prepared:
     prepared = []
     keep = [c for names in _all_named(study) for c in (_codes(names)[0] or ())]
     for name in study.commodities:
-        cal = calibrate(name, year, 0.0, keep)
+        cal = calibrate_market(name, year, 0.0, keep, study.stage)
         scenario = scenario_for(study, cal)
         compile_scenario(cal, scenario)  # refuse bad policies now, before any solve
         prepared.append((cal, scenario, _parameters(study, cal)))

@@ -165,6 +165,8 @@ class Study(Strict):
     description: str = ""
     base_year: int | None = None
     horizon: Literal["short", "long"] = "short"
+    # The stage whose market is solved (issue 16); None: each commodity's own HS-bundle stage.
+    stage: Literal["mine", "refined", "product"] | None = None
     commodities: list[str] = Field(min_length=1)
     bloc: Countries | None = None
     policies: PoliciesSpec = PoliciesSpec()
