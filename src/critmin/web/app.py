@@ -30,8 +30,11 @@ from critmin.registry.store import Registry
 from critmin.registry.tokens import token_holder
 from critmin.scenarios.runner import prepare_study, study_work
 from critmin.scenarios.schema import Study, check_size, parse_yaml, validate_study
+from critmin.web.assets import router as assets_router
 from critmin.web.cache import Cached
+from critmin.web.downloads import router as downloads_router
 from critmin.web.encode import plain_records
+from critmin.web.errors import HtmlErrors
 from critmin.web.jobs import TABLES, QueueFull, RunQueue
 from critmin.web.models import ModelPool, ModelUnavailable
 from critmin.web.pages import router as pages_router
@@ -163,6 +166,8 @@ def create_app(
         version=__version__,
         description="Critical-minerals dependence, supply risk, market shocks and agreements.",
         lifespan=lifespan,
+        docs_url=None,  # /docs: Swagger UI from the package (critmin.web.assets), no CDN
+        redoc_url=None,
     )
 
     @lru_cache(maxsize=1)
@@ -186,6 +191,7 @@ def create_app(
         if read_token_required and holder(authorization) is None:
             raise HTTPException(401, "reading requires a bearer token on this server")
 
+    app.add_middleware(HtmlErrors)  # innermost: a page's JSON error becomes an HTML page
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(SecurityHeaders)  # outermost: the body limit's 413s get them too
 
@@ -416,6 +422,8 @@ def create_app(
     # The pages show what the read endpoints answer, so they close with them (a browser
     # then needs a proxy that adds the token; see SECURITY.md).
     app.include_router(pages_router, dependencies=readers)
+    app.include_router(downloads_router, dependencies=readers)
+    app.include_router(assets_router)
 
     @app.get("/api/health", tags=["meta"])
     async def health() -> dict[str, str]:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
-from importlib.resources import files
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
-from plotly.offline import get_plotlyjs
 from starlette.concurrency import run_in_threadpool
 
 from critmin.data import all_commodities, country
@@ -22,41 +20,67 @@ from critmin.metrics.dependence import resolve_year
 from critmin.registry.coverage import coverage
 from critmin.registry.deadlines import deadlines, period_end
 from critmin.registry.models import KINDS, STATUSES
+from critmin.web.assets import url as asset_url
 from critmin.web.cache import cached_html
 from critmin.web.encode import plain_records, script_json
+from critmin.web.errors import _pages as error_templates
 
 router = APIRouter(include_in_schema=False)
 templates = Environment(
     loader=PackageLoader("critmin.web", "templates"), autoescape=select_autoescape(["html"])
 )
-
-
-@lru_cache(maxsize=1)
-def _plotly() -> bytes:
-    return get_plotlyjs().encode("utf-8")
-
-
-CACHED = {"Cache-Control": "public, max-age=86400"}
-
-
-@router.get("/static/plotly.min.js")
-async def plotly_js() -> Response:
-    return Response(_plotly(), media_type="application/javascript", headers=CACHED)
-
-
-@lru_cache(maxsize=1)
-def _world_outline() -> bytes:
-    return (files("critmin.web") / "static" / "topojson" / "world_110m.json").read_bytes()
-
-
-@router.get("/static/topojson/world_110m.json")
-async def world_outline() -> Response:
-    """The map outline Plotly.js asks for (`topojsonURL`), served from the package."""
-    return Response(_world_outline(), media_type="application/json", headers=CACHED)
+for _env in (templates, error_templates):
+    _env.globals["asset_url"] = asset_url
+STAGE_CHOICES = ("all", "mine", "refined", "product")
+COVERED = ("ok", "basket_split", "production_implied", "net_exporter")
 
 
 def _commodities():
     return all_commodities()
+
+
+@lru_cache(maxsize=64)
+def _traded(year: int) -> frozenset[str]:
+    """Minerals with trade in `year` (the others are shown as not covered, not offered)."""
+    from critmin.metrics.dependence import commodity_flows
+
+    flows = commodity_flows(year)
+    return frozenset(flows.loc[flows["amount"] > 0, "commodity"])
+
+
+def _offered(year: int) -> tuple[list, list]:
+    """(minerals with data, names of those without) for the pages' selectors."""
+    traded = _traded(year)
+    items = _commodities()
+    return [c for c in items if c.id in traded], [c.name for c in items if c.id not in traded]
+
+
+@lru_cache(maxsize=256)
+def _stages(importer: str, supplier: str, year: int | None, stage: str) -> dict:
+    """Dependence by stage (critmin.metrics.api.stage_dependence) as page rows."""
+    from critmin.metrics.api import stage_dependence
+
+    if stage not in STAGE_CHOICES:
+        raise InputError(f"stage {stage!r} is not one of {', '.join(STAGE_CHOICES)}")
+    table = stage_dependence(importer, None, year=year, supplier=supplier, stage=stage)
+    rows = [
+        {
+            "commodity": row.commodity,
+            "stage": row.stage,
+            "unit": row.unit,
+            "imports": _num(row.imports),
+            "apparent_consumption": _num(row.apparent_consumption),
+            "import_reliance": _num(row.import_reliance),
+            "status": row.status,
+            "covered": row.status in COVERED,
+            "supplier_share": _num(row.supplier_share),
+            "traced_supplier_share": _num(row.traced_supplier_share),
+            "any_stage_share": _num(row.any_stage_share),
+        }
+        for row in table.itertuples()
+    ]
+    years = sorted({int(y) for y in table["year"]}) if len(table) else []
+    return {"rows": rows, "year": years[-1] if years else year}
 
 
 @lru_cache(maxsize=256)
@@ -119,14 +143,26 @@ async def overview(
 @cached_html
 def _overview_page(commodity: str, supplier: str, year: int | None) -> str:
     item, code, year = _choice(commodity, supplier, year)
-    rows, concentrated = _overview(item.id, code, year)
+    offered, not_covered = _offered(year)
+    why = None
+    if item.id in _traded(year):
+        rows, concentrated = _overview(item.id, code, year)
+    else:  # an empty state that says why, not an error
+        rows, concentrated = [], _most_concentrated(year)
+        why = (
+            f"No trade data for {item.name} in {year} in the overview's table (BACI HS92 "
+            "raw-material codes)."
+        )
+        offered = [*offered, item]
     return templates.get_template("overview.html").render(
         title="Overview",
         commodity=item.id,
         commodity_name=item.name,
         supplier=code,
         year=year,
-        commodities=_commodities(),
+        commodities=offered,
+        not_covered=not_covered,
+        why=why,
         rows=rows[:15],
         rows_json=script_json(rows),
         concentrated=concentrated,
@@ -196,22 +232,33 @@ async def country_page(
     commodity: Annotated[str, Query(max_length=80)] = "rare_earths",
     supplier: Annotated[str, Query(max_length=80)] = "CHN",
     year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
+    stage: Annotated[str, Query(max_length=20)] = "all",
 ) -> Response:
-    return await _country_page(importer, commodity, supplier, year)
+    return await _country_page(importer, commodity, supplier, year, stage)
 
 
 @cached_html
-def _country_page(importer: str, commodity: str, supplier: str, year: int | None) -> str:
+def _country_page(
+    importer: str, commodity: str, supplier: str, year: int | None, stage: str = "all"
+) -> str:
     item, code, year = _choice(commodity, supplier, year)
+    offered, not_covered = _offered(year)
     minerals, sankey = _country(importer, item.id, code, year)
+    stages = _stages(importer, code, year, stage)
     return templates.get_template("country.html").render(
         title=importer,
         importer=importer,
         supplier=code,
         year=year,
+        stage=stage,
+        stage_choices=STAGE_CHOICES,
+        stage_year=stages["year"],
+        stage_rows=stages["rows"],
+        stages_json=script_json([r for r in stages["rows"] if r["covered"]]),
         commodity=item.id,
         commodity_name=item.name,
-        commodities=_commodities(),
+        commodities=offered,
+        not_covered=not_covered,
         minerals_json=script_json(minerals),
         sankey_json=script_json(sankey),
     )
@@ -267,10 +314,29 @@ def _mineral_page(commodity: str, year: int | None) -> str:
         commodity=item.id,
         commodity_name=item.name,
         year=year,
-        commodities=_commodities(),
+        commodities=_offered(year)[0] + [item] * (item.id not in _traded(year)),
+        not_covered=_offered(year)[1],
         figures=figures,
         figures_json=script_json(figures),
     )
+
+
+_COVERAGE: dict[tuple, object] = {}
+
+
+def _coverage(records: list[dict], bloc: str, year: int):
+    """Coverage of the bloc's need, kept per bloc, year and registry content (a write to the
+    registry changes the key)."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).digest()
+    key = (bloc, year, digest)
+    if key not in _COVERAGE:
+        if len(_COVERAGE) > 64:
+            _COVERAGE.clear()
+        _COVERAGE[key] = coverage(records, bloc, year)
+    return _COVERAGE[key]
 
 
 @router.get("/agreements", response_class=HTMLResponse)
@@ -285,9 +351,16 @@ async def agreements_page(
     due = deadlines(records, today, within_days=365)
     due["end"] = [period_end(p).isoformat() for p in due["planned"]]
     year = resolve_year(year)
-    cover = await run_in_threadpool(coverage, records, bloc, year)
+    cover = await run_in_threadpool(_coverage, records, bloc, year)
+    from critmin.data import countries_of
+
+    members = set(countries_of(bloc)) | {bloc.upper()}
+    if set(countries_of("eu27")) <= members:
+        members.add("EU")
+    has_agreement = any(p["party"] in members for r in records for p in r.get("parties") or [])
     return templates.get_template("agreements.html").render(
         title="Agreements",
+        bloc_has_agreement=has_agreement,
         records=records,
         kinds=KINDS,
         statuses=STATUSES,
@@ -297,4 +370,70 @@ async def agreements_page(
         year=year,
         deadlines_json=script_json(plain_records(due)),
         coverage_json=script_json(plain_records(cover[["commodity", "covered_share"]])),
+    )
+
+
+COMPARED = (  # summary key, label, how shown
+    ("world_price_index", "world price index (base = 1)", "index"),
+    ("bloc_shortfall_pct", "bloc shortfall, % of consumption", "pct_points"),
+    ("bloc_self_sufficiency_base", "bloc self-sufficiency before", "share"),
+    ("bloc_self_sufficiency", "bloc self-sufficiency after", "share"),
+    ("bloc_supplier_share_base", "bloc share from the supplier before", "share"),
+    ("bloc_supplier_share", "bloc share from the supplier after", "share"),
+    ("consumer_surplus_kusd", "consumers, million USD a year", "musd"),
+    ("producer_surplus_kusd", "producers, million USD a year", "musd"),
+    ("tariff_revenue_kusd", "tariff revenue, million USD a year", "musd"),
+    ("fund_cost_kusd", "price-guarantee fund cost, million USD a year", "musd"),
+    ("net_welfare_kusd", "net welfare, million USD a year", "musd"),
+)
+
+
+def compare_rows(runs, first: str, second: str) -> tuple[list[dict], list[dict]]:
+    """Two finished runs side by side: one row per market × figure, and the two runs."""
+    views = [runs.view(first), runs.view(second)]
+    for view in views:
+        if view["status"] != "done":
+            raise InputError(f"run {view['id']} is {view['status']}; compare finished runs")
+    markets = sorted(set().union(*(v["summary"]["markets"] for v in views)))
+    rows = []
+    for market in markets:
+        for key, label, kind in COMPARED:
+            values = [(v["summary"]["markets"].get(market) or {}).get(key) for v in views]
+            if all(x is None for x in values):
+                continue
+            rows.append({"market": market, "figure": label, "kind": kind,
+                         "a": values[0], "b": values[1]})  # fmt: skip
+    about = [{"id": v["id"], "name": v["name"], "created": v["created"]} for v in views]
+    return rows, about
+
+
+def _shown(value: float | None, kind: str) -> str:
+    if value is None:
+        return "–"
+    if kind == "share":
+        return f"{value * 100:.1f} %"
+    if kind == "pct_points":
+        return f"{value:.1f} %"
+    if kind == "musd":
+        return f"{value / 1000:,.0f}"
+    return f"{value:.3f}"
+
+
+RunId = Annotated[str, Query(max_length=64)]
+
+
+@router.get("/builder/compare", response_class=HTMLResponse)
+async def compare_page(request: Request, a: RunId, b: RunId) -> str:
+    rows, about = await run_in_threadpool(compare_rows, request.app.state.runs, a, b)
+    for row in rows:
+        row["a_text"], row["b_text"] = _shown(row["a"], row["kind"]), _shown(row["b"], row["kind"])
+    chart = [r for r in rows if r["kind"] in ("share", "pct_points")]
+    return templates.get_template("compare.html").render(
+        title="Two runs compared",
+        rows=rows,
+        about=about,
+        params={"a": a, "b": b},
+        chart_json=script_json(plain_records(__import__("pandas").DataFrame(chart)))
+        if chart
+        else "[]",
     )
