@@ -19,6 +19,12 @@ from critmin.scenarios import episodes
 
 FORMAT = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv or json.")
 YEAR = typer.Option(None, help="Base year (default: the latest with trade and production).")
+STAGE = typer.Option(
+    None,
+    "--stage",
+    help="Stage whose market is solved: mine, refined or product (default: the stage of the "
+    "commodity's HS codes, e.g. rare_earths → refined).",
+)
 HORIZON = typer.Option("short", help="Elasticity set: short (about 1 year) or long (5+ years).")
 PARAMS = typer.Option(
     None,
@@ -49,7 +55,11 @@ TABLE = typer.Option(
 )
 
 SUMMARY_KEYS = [
-    ("world_price_index", "world price index (sales-weighted, base = 1)"),
+    ("stage", "stage of the market (mine, refined, product)"),
+    ("unit", "tonnes counted as"),
+    ("production_year", "year of the production figures"),
+    ("world_price_index", "world price index (consumers outside the restricting exporter)"),
+    ("producer_price_index", "producer price index (sales-weighted, base = 1)"),
     ("world_consumption_base_t", "world consumption, base (t)"),
     ("world_consumption_t", "world consumption (t)"),
     ("bloc_shortfall_pct", "bloc shortfall (% of base)"),
@@ -64,6 +74,8 @@ SUMMARY_KEYS = [
     ("fund_cost_kusd", "floor fund cost (kUSD)"),
     ("stock_revenue_kusd", "stockpile sales (kUSD)"),
     ("net_welfare_kusd", "Δ net welfare, world (kUSD)"),
+    ("exporter_domestic_price_index", "restricting exporter: its own market's price index"),
+    ("exporter_producer_price_index", "restricting exporter: producer price index"),
     ("iterations", "Newton iterations"),
     ("max_residual", "max residual (excess demand / base sales)"),
 ]
@@ -97,10 +109,12 @@ def _model_options(
     param: list[str] | None,
     release: list[str] | None,
     row_share: float,
+    stage: str | None = None,
 ) -> dict:
     """The options `shock` and `zone` share, parsed for the market API."""
     check_horizon(horizon)
     return {
+        "stage": stage,
         "year": year,
         "horizon": horizon,
         "parameters": parse_overrides(param or []),
@@ -133,7 +147,12 @@ def _show(result: MarketResult, fmt: OutputFormat, table: TableChoice) -> None:
         emit(frames[table.value], fmt)
         return
     s = result.summary
-    emit(summary_frame(result), fmt, title=f"{s['scenario']} — {s['year']}, {s['horizon']} horizon")
+    stage = f", {s['stage']} stage ({s['unit']})" if s.get("stage") else ""
+    emit(
+        summary_frame(result),
+        fmt,
+        title=f"{s['scenario']} — {s['year']}{stage}, {s['horizon']} horizon",
+    )
     markets = result.markets.sort_values("shortfall_t", ascending=False).head(12)
     emit(
         markets,
@@ -179,6 +198,13 @@ def shock(
     targets: str | None = typer.Option(
         None, "--targets", help="Only these destinations: ISO3 list or group (default: all)."
     ),
+    production_quota: float | None = typer.Option(
+        None,
+        "--production-quota",
+        help="Also cap the exporter's output at this fraction of base (0-1], as China's "
+        "2010-2011 mining quota beside its export quota.",
+    ),
+    stage: str | None = STAGE,
     year: int | None = YEAR,
     horizon: str = HORIZON,
     param: list[str] | None = PARAMS,
@@ -196,7 +222,8 @@ def shock(
             quota=quota,
             targets=targets,
             aggregate=aggregate,
-            **_model_options(year, horizon, param, release, row_share),
+            production_quota=production_quota,
+            **_model_options(year, horizon, param, release, row_share, stage),
         )
         advance("done")
     _show(result, fmt, table)
@@ -213,6 +240,7 @@ def zone(
     with_ban: str | None = typer.Option(
         None, "--with-ban", help="Also ban this exporter's exports to every destination."
     ),
+    stage: str | None = STAGE,
     year: int | None = YEAR,
     horizon: str = HORIZON,
     param: list[str] | None = PARAMS,
@@ -229,7 +257,7 @@ def zone(
             floors,
             mechanism=mechanism,
             with_ban=with_ban,
-            **_model_options(year, horizon, param, release, row_share),
+            **_model_options(year, horizon, param, release, row_share, stage),
         )
         advance("done")
     if fmt is OutputFormat.json:

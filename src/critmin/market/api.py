@@ -98,10 +98,14 @@ def shock(
     releases: Mapping[str, float] | None = None,
     rest_of_world_share: float = 0.0,
     stage: str | None = None,
+    production_quota: float | None = None,
 ) -> MarketResult:
     """An export restriction by `exporter` on `commodity`: a ban, or a licence quota at
     `quota` × base flows, on every destination or only `targets`, at `stage` (mine, refined,
-    product; default: the stage of the commodity's HS bundle).
+    product; default: the stage of the commodity's HS bundle). `production_quota` caps the
+    exporter's output at that fraction of base as well (China's 2010-2011 rare-earth regime:
+    export and mining quotas). The summary states the price effect in the exporter's own market
+    (`exporter_domestic_price_index`, its composite price / base) and its producer price.
 
     >>> cm.shock("CHN", "rare_earths", ban=True, targets="USA,JPN")  # doctest: +SKIP
     """
@@ -127,13 +131,37 @@ def shock(
         label += " to " + (
             ",".join(target_codes) if len(target_codes) <= 5 else f"{len(target_codes)} countries"
         )
+    quotas_made = {}
+    if production_quota is not None:
+        quotas_made = {source: production_quota}
+        label += f", production at most {production_quota:g} of base"
     scenario = Scenario(
         name=label,
         releases=_releases(releases),
         bloc=target_codes or (),
+        production_quotas=quotas_made,
         **policy,
     )
-    return simulate(cal, scenario, resolve_parameters(cal.countries, horizon, parameters))
+    result = simulate(cal, scenario, resolve_parameters(cal.countries, horizon, parameters))
+    return _domestic_effect(result, source)
+
+
+def _domestic_effect(result: MarketResult, source: str) -> MarketResult:
+    """State the restricting country's own price effect: its consumers' composite price and
+    its producers' price, both as ratios to base (an export restriction lowers them unless
+    output is cut too)."""
+    home = result.markets[result.markets["country"] == source]
+    made = result.prices[result.prices["country"] == source]
+    domestic = float(home["price_index"].iloc[0]) if len(home) else None
+    producer = (
+        float(made["producer_price_usd_t"].iloc[0] / made["base_price_usd_t"].iloc[0])
+        if len(made)
+        else None
+    )
+    result.summary["exporter"] = source
+    result.summary["exporter_domestic_price_index"] = domestic
+    result.summary["exporter_producer_price_index"] = producer
+    return result
 
 
 def _what(commodity_id: str, cal: Calibration) -> str:

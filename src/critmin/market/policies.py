@@ -105,6 +105,9 @@ class Scenario:
     zone: Zone | None = None
     releases: tuple[Release, ...] = ()
     capacity: Mapping[str, float] = field(default_factory=dict)  # max output / base output
+    # Production quota: output at most this fraction of base (0, 1] — China's rare-earth mining
+    # quota of 2010-2011 beside its export quota (a cap below base, binding at base prices).
+    production_quotas: Mapping[str, float] = field(default_factory=dict)
     bloc: tuple[str, ...] = ()  # whose self-sufficiency to report (default: zone or targets)
 
 
@@ -279,6 +282,11 @@ def compile_scenario(cal: Calibration, scenario: Scenario) -> PolicyArrays:
     for code, cap in (scenario.capacity or {}).items():
         ratio = _fraction(f"capacity of {code}", cap, 1.0, MAX_CAPACITY_RATIO)
         capacity[cal.index(code)] = ratio
+    for code, share in (scenario.production_quotas or {}).items():
+        fraction = _fraction(f"production quota of {code}", share, 0.0, 1.0)
+        if fraction == 0.0:
+            raise InputError(f"production quota of {code} is 0: that is a ban on all its sales")
+        capacity[cal.index(code)] = min(capacity[cal.index(code)], fraction)
 
     bloc = tuple(scenario.bloc) or members
     if not bloc:

@@ -10,6 +10,12 @@ import numpy as np
 import pandas as pd
 
 from critmin.market.calibration import Calibration
+from critmin.market.indices import (
+    WORLD_PRICE_INDEX,
+    producer_price_index,
+    restricting_exporters,
+    world_price_index,
+)
 from critmin.market.parameters import Parameters
 from critmin.market.policies import PolicyArrays, Scenario
 from critmin.market.welfare import (
@@ -196,11 +202,22 @@ class MarketResult:
             "countries": cal.size,
             "rest_of_world": list(cal.rest_of_world),
             "reference_price_usd_t": cal.reference_price_usd_t,
-            "world_price_index": float((x0 * world_price).sum() / x0.sum()),
+            "world_price_index": float(
+                world_price_index(
+                    d0,
+                    composite,
+                    params.cutoff_price,
+                    cal.countries,
+                    restricting_exporters(scenario),
+                )
+            ),
+            "world_price_index_definition": WORLD_PRICE_INDEX,
+            "producer_price_index": float(producer_price_index(x0, producer_price)),
             "world_consumption_base_t": float(consumption_base.sum()),
             "world_consumption_t": float(consumption.sum()),
             **totals,
             **_bloc_figures(cal, policy, flows, consumption, consumption_base),
+            **_zone_figures(cal, scenario, policy, prices, cs, landed, unfloored, totals),
             "iterations": int(solution.iterations[row]),
             "max_residual": float(solution.residual[row]),
             "notes": [*cal.notes, *policy.notes],
@@ -249,6 +266,56 @@ class MarketResult:
             + "<h5>Largest shortfalls</h5>"
             + worst.to_html(index=False)
         )
+
+
+def _zone_figures(
+    cal: Calibration,
+    scenario: Scenario,
+    policy: PolicyArrays,
+    prices: pd.DataFrame,
+    cs: np.ndarray,
+    landed: np.ndarray,
+    unfloored: np.ndarray,
+    totals: dict[str, float],
+) -> dict[str, Any]:
+    """What a zone's floor does at this stage: the supply of origins other than the supplier
+    (China) that becomes viable (t of the stage's unit, and as a share of their base supply),
+    what it costs (members' consumer-surplus loss + fund − floor-tariff revenue, kUSD and per
+    tonne added), and where the floor binds — the origins whose goods it makes dearer in the
+    zone, with their base price against the floor (an origin selling above the floor is not
+    touched, so the zone's purchases can shift towards it, China included)."""
+    if scenario.zone is None:
+        return {}
+    others = prices[prices["country"] != SUPPLIER]
+    added = float((others["supply_t"] - others["supply_base_t"]).sum())
+    base = float(others["supply_base_t"].sum())
+    members = np.isin(cal.countries, list(policy.members))
+    d0 = cal.absorption_kusd()
+    member_cs = float(cs[members & (d0 > 0)].sum())
+    tariff = float(totals["tariff_revenue_kusd"])
+    cost = -member_cs + totals["fund_cost_kusd"] - tariff
+    floor = scenario.zone.floor
+    floor_usd = (
+        floor * cal.reference_price_usd_t if scenario.zone.floor_unit == "multiple" else floor
+    )
+    raised = (landed > unfloored * (1 + 1e-12)) & policy.open
+    binding = sorted(str(c) for c in np.asarray(cal.countries)[raised.any(axis=1)])
+    out: dict[str, Any] = {
+        "zone_stage": cal.stage,
+        "zone_floor_usd_t": float(floor_usd),
+        "zone_non_supplier_supply_added_t": added,
+        "zone_non_supplier_supply_added_pct_of_their_base": added / base * 100 if base else None,
+        "zone_members_consumer_surplus_kusd": member_cs,
+        "zone_cost_kusd": float(cost),
+        "zone_cost_usd_per_t_added": float(cost * 1000 / added) if added > 0 else None,
+        "zone_floor_binds_on": binding,
+    }
+    if SUPPLIER in cal.countries:
+        out["zone_supplier_base_price_usd_t"] = float(
+            cal.base_price_usd_t[cal.countries.index(SUPPLIER)]
+        )
+        out["zone_supplier_above_floor"] = bool(out["zone_supplier_base_price_usd_t"] >= floor_usd)
+    return out
 
 
 def _bloc_figures(
