@@ -211,7 +211,8 @@ def test_dependence_all_trace_and_concentration_run(isolated_user_data):
         ("dependence", "DEU", "REE", "--year", "1990"),
         ("dependence", "DEU", "REE", "--basis", "weight"),
         ("dependence", "DEU"),
-        ("trace", "DEU", "gallium"),
+        ("trace", "DEU", "salt"),  # no supply-chain map
+        ("trace", "DEU", "graphite", "--stage", "refined"),  # no trade at that stage
         ("concentration", "REE", "--year", "2031"),
     ],
 )
