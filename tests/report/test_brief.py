@@ -83,15 +83,17 @@ def visible_text(html: str) -> str:
     return re.sub(r"<[^>]+>", " ", body)
 
 
-def test_minerals_without_trade_are_named_not_modelled(brief):
+def test_minerals_by_what_their_data_cover(brief):
     data, html, _ = brief
-    assert data["untraded"] == ["gallium"] and "gallium" not in data["ban"]
-    assert "Not modelled in the market sections" in html
-    # Gallium has refined-stage data (2024 processed trade): it is in the dependence section.
+    # Gallium has refined-stage data (2024 processed trade): dependence and the market model
+    # cover it at that stage...
     assert any(
         r["commodity"] == "gallium" and r["status"] != "no_trade_data" for r in data["stages"]
     )
-    # ...but not ranked by the risk methods, which read the market's trade table.
+    assert data["ban"]["gallium"]["stage"] == "refined" and data["ban"]["gallium"]["unit"] == "t Ga"
+    # ...but the risk methods read the raw-material trade table, which has no gallium: it is
+    # not covered there and not ranked (no "least risky, score 0").
+    assert "gallium" not in data["risk_covered"]
     ranked = re.search(r'<table id="risk-table">(.*?)</table>', html, re.S).group(1)
     assert "gallium" not in ranked
 
@@ -149,7 +151,7 @@ def test_cli_writes_the_brief(isolated_user_data, tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     html = japan.read_text(encoding="utf-8")
-    assert "refined gallium" in html and "No option was modelled" in html
+    assert "refined gallium" in html and "t Ga" in html
     bad = critmin(
         "brief", "--minerals", "unobtainium", "--out", str(out), data_dir=isolated_user_data
     )

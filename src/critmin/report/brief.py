@@ -13,10 +13,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from critmin.data.io import write_text_atomic
 from critmin.errors import InputError
 from critmin.report.charts import charts
-from critmin.report.findings import COVERED, covered_stages, findings, options
+from critmin.report.findings import COVERED, covered_stages, findings, options, ranked_risk
 from critmin.report.format import (
     STATUS_TEXT,
     due,
+    fixed,
     long_date,
     musd,
     name,
@@ -51,7 +52,7 @@ def sentences(data: dict[str, Any]) -> dict[str, list[str]]:
             + ", ".join(name(m) for m in data["not_covered"])
             + "."
         )
-    geo = [r for r in data.get("geopolrisk", []) if r["commodity"] in data["traded"]]
+    geo = ranked_risk(data)
     if len(geo) > 1:
         out["risk"] = [
             f"By GeoPolRisk the riskiest supply is {name(geo[0]['commodity'])} "
@@ -188,6 +189,7 @@ def render_brief(data: dict[str, Any]) -> str:
         name=name,
         number=number,
         due=due,
+        fixed=fixed,
         long_date=long_date,
     )
     template = env.get_template("brief.html.j2")
@@ -202,8 +204,8 @@ def render_brief(data: dict[str, Any]) -> str:
         matrix=matrix,
         charts=charts(data),
         text=sentences(data),
-        geopolrisk=[r for r in data["geopolrisk"] if r["commodity"] in data["traded"]],
-        eu_supply_risk=[r for r in data["eu_supply_risk"] if r["commodity"] in data["traded"]],
+        geopolrisk=ranked_risk(data),
+        eu_supply_risk=ranked_risk(data, "eu_supply_risk", "supply_risk"),
         plotlyjs=get_plotlyjs(),
         # "</" would end the script element early; JSON allows the escaped form.
         data_json=json.dumps(data, default=str).replace("</", "<\\/"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from critmin.report.findings import covered_stages
+from critmin.report.findings import covered_stages, ranked_risk
 from critmin.report.format import name, stage_label
 
 CHINA, ALLY, OTHER, PALE = "#c0392b", "#1f5f8b", "#8fa9bf", "#e6b0aa"
@@ -104,7 +104,7 @@ def charts(data: dict[str, Any]) -> dict[str, dict[str, str] | None]:
             f"Source: CEPII BACI {year} bilateral trade; World Mining Data and USGS MCS 2026 "
             "production; critmin stage balances (metal content).",
         )
-    geo = [r for r in data.get("geopolrisk", []) if r["commodity"] in data["traded"]]
+    geo = ranked_risk(data)
     if geo:
         out["risk"] = _chart(
             _figure(

@@ -20,6 +20,18 @@ COVERED = ("ok", "basket_split", "production_implied", "net_exporter")
 MAX_FINDINGS = 5
 
 
+def ranked_risk(data: dict[str, Any], key: str = "geopolrisk", score: str = "score") -> list:
+    """Risk rows of minerals with trade data and a score, riskiest first (the others are not
+    covered and never ranked)."""
+    rows = [
+        r
+        for r in data.get(key, [])
+        if r["commodity"] in data.get("risk_covered", data.get("traded", []))
+        and r.get(score) is not None
+    ]
+    return sorted(rows, key=lambda r: -r[score])
+
+
 def covered_stages(data: dict[str, Any]) -> list[dict]:
     """Stage rows with figures (not 'no trade data'), most exposed first."""
     rows = [
@@ -79,9 +91,10 @@ def _ban_finding(data: dict[str, Any]) -> dict | None:
     return {
         "topic": "ban",
         "text": (
-            f"A year-long Chinese export ban on the bloc would cut its {name(worst)} "
-            f"consumption by {pct_points(b['bloc_shortfall_pct'])} "
-            f"({number(b['bloc_shortfall_t'], 't')}, traded-product basis) and raise the "
+            f"A year-long Chinese export ban on the bloc would cut its consumption of "
+            f"{stage_label(worst, b.get('stage') or 'refined')} by "
+            f"{pct_points(b['bloc_shortfall_pct'])} "
+            f"({number(b['bloc_shortfall_t'], b.get('unit') or 't')}) and raise the "
             f"world price to {b['world_price_index']:.2f}× its {data['year']} level."
         ),
         "source": f"critmin market model (short horizon) calibrated to CEPII BACI {data['year']}",
@@ -124,7 +137,8 @@ def _stock_finding(data: dict[str, Any]) -> dict | None:
         "text": (
             f"Bridging a year of the ban takes stocks worth {total:,.0f}\u00a0million\u00a0USD at "
             f"{data['year']} prices; {name(biggest)} needs the most cover, "
-            f"{number(s['tonnes'], 't')} or {s['months']:.1f}\u00a0months of consumption."
+            f"{number(s['tonnes'], data['ban'][biggest].get('unit') or 't')} or "
+            f"{s['months']:.1f}\u00a0months of consumption."
         ),
         "source": f"critmin market model, CEPII BACI {data['year']} unit values",
     }
@@ -165,6 +179,7 @@ def options(data: dict[str, Any]) -> list[dict]:
         t, g = z["tariff"], z["guarantee"]
         s = (data.get("stockpile") or {}).get(mineral)
         ban = (data.get("ban") or {}).get(mineral) or {}
+        unit = ban.get("unit") or "t"
         rows.append(
             {
                 "mineral": name(mineral),
@@ -173,8 +188,9 @@ def options(data: dict[str, Any]) -> list[dict]:
                 f"{musd(-t['bloc_consumer_surplus_kusd'])}, tariffs raise "
                 f"{musd(t['tariff_revenue_kusd'])}",
                 "guarantee": f"{pct(g['china_share'])}; fund {musd(g['fund_cost_kusd'])}, "
-                f"+{number(g['non_china_supply_added_t'], 't')} non-Chinese supply",
-                "stockpile": f"{number(s['tonnes'], 't')} ({s['months']:.1f}\u00a0months), "
+                f"+{number(g['non_china_supply_added_t'], unit)} non-Chinese supply",
+                "stockpile": f"{number(s['tonnes'], unit)} "
+                f"({s['months']:.1f}\u00a0months), "
                 f"{musd(s['cost_musd'] * 1000)}"
                 if s
                 else "–",

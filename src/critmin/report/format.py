@@ -65,6 +65,11 @@ def number(value: float | None, unit: str = "") -> str:
     return f"{text}{NBSP}{unit}" if unit else text
 
 
+def fixed(value: float | None, digits: int = 2) -> str:
+    """A plain number with `digits` decimals; '–' when missing."""
+    return "–" if missing(value) else f"{value:.{digits}f}"
+
+
 def tonnes(value: float | None, unit: str = "t") -> str:
     return number(value, unit)
 

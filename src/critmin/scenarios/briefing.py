@@ -12,7 +12,7 @@ import pandas as pd
 
 from critmin.data import all_commodities, countries_of, manifests, production
 from critmin.data.stages import stage_minerals, supply_stages
-from critmin.errors import InputError
+from critmin.errors import CritminError, InputError
 from critmin.market.api import shock, zone
 from critmin.metrics.api import risk, stage_dependence
 from critmin.metrics.balances import balances
@@ -83,8 +83,11 @@ def briefing(
     if unknown:
         raise InputError(f"unknown minerals: {', '.join(unknown)}")
     members = countries_of(bloc)
-    traded = _traded(minerals, year)
-    untraded = [m for m in minerals if m not in traded]
+    # Minerals in the risk methods' trade table (BACI HS92 raw-material codes); the market
+    # sections model every mineral whose stage market calibrates (gallium at the refined
+    # stage from 2024 processed trade, for instance), found below.
+    risk_covered = _traded(minerals, year)
+    traded, untraded = list(minerals), []
     out: dict[str, Any] = {
         "bloc": bloc,
         "members": list(members),
@@ -92,6 +95,7 @@ def briefing(
         "minerals": list(minerals),
         "traded": traded,
         "untraded": untraded,
+        "risk_covered": risk_covered,
         "floor": FLOOR,
     }
 
@@ -148,8 +152,12 @@ def briefing(
 
     step("Chinese export ban")
     out["ban"] = {}
-    for mineral in traded:
-        result = shock("CHN", mineral, ban=True, targets=bloc, year=year)
+    for mineral in minerals:
+        try:
+            result = shock("CHN", mineral, ban=True, targets=bloc, year=year)
+        except CritminError:  # no market for it (no trade at its stage, no supplier flow)
+            untraded.append(mineral)
+            continue
         s = result.summary
         markets = result.markets[result.markets["country"].isin(s["bloc"])]
         worst = markets.sort_values("shortfall_t", ascending=False).head(5)
@@ -167,7 +175,10 @@ def briefing(
             "worst": _records(worst, ["country", "shortfall_pct", "price_index"]),
             "gainers": _records(gains.head(3), ["country", "producer_surplus_kusd"]),
             "bloc_unit_value_usd_t": _bloc_unit_value(result, s["bloc"]),
+            "stage": s.get("stage"),
+            "unit": s.get("unit") or "t",
         }
+    traded[:] = [m for m in minerals if m not in untraded]
 
     step("preferential zone")
     out["zone"] = {}
