@@ -198,25 +198,14 @@ def coalition(
     members, value = best_coalition(problem, size)
     shares = shapley(problem, members)
     checks = []
+    market = None
     if check:
-        from critmin.market.api import zone as zone_market
+        from critmin.scenarios.coalition import coalition_by_market
 
-        for coalition_members, label in (
-            (core_codes, "core alone"),
-            (core_codes + members, "core + partners"),
-        ):
-            results = zone_market(
-                ",".join(coalition_members), {c: 1.3 for c in basket}, with_ban="CHN", year=year
-            )
-            for name, result in results.items():
-                markets = result.markets.set_index("country")
-                inside = markets.loc[markets.index.intersection(core_codes)]
-                shortfall = float(
-                    inside["shortfall_t"].sum() / inside["consumption_base_t"].sum() * 100
-                )
-                checks.append(
-                    {"coalition": label, "commodity": name, "core_shortfall_pct": shortfall}
-                )
+        # The coalition is chosen with the market model itself (issue 16): the proxy's choice
+        # is kept beside it; where the two differ the market's is the answer.
+        market = coalition_by_market(core_codes, pool, basket, year, size, problem=problem)
+        checks = market.table.head(10).to_dict(orient="records")
     payload = {
         "core": list(core_codes),
         "members": list(members),
@@ -235,6 +224,12 @@ def coalition(
         ),
         "shapley": shares.to_dict(orient="records"),
         "market_check": checks,
+        "market_members": list(market.members) if market else None,
+        "market_security": market.market_security if market else None,
+        "market_security_definition": (
+            "share of the core's shortfall under a Chinese ban that the partners remove when "
+            "their supply goes to the coalition (market model, basket-weighted)"
+        ),
     }
     if fmt is OutputFormat.json:
         emit_json(payload)
@@ -242,13 +237,15 @@ def coalition(
     emit(
         shares,
         fmt,
-        title=f"Best {size} partners for {','.join(core_codes)}: security {value:.3f} (0-1)",
+        title=f"Proxy's best {size} partners for {','.join(core_codes)}: cover {value:.3f} of "
+        "the core's imports from China (0-1)",
     )
-    if checks and fmt is OutputFormat.table:
+    if market is not None and fmt is OutputFormat.table:
         emit(
             pd.DataFrame(checks),
             fmt,
-            title="Market-model check: Chinese ban, zone with a 1.3x floor",
+            title=f"Chosen with the market model: {','.join(market.members)}, removing "
+            f"{market.market_security:.1%} of the core's shortfall under a Chinese ban",
         )
 
 
