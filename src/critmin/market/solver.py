@@ -209,12 +209,14 @@ class State:
     slack: np.ndarray  # (B, J)
     radius: np.ndarray  # (B, J)
 
+    JACOBIAN_PARTS = (
+        "flows", "share_g", "passes", "kappa", "demand", "elastic", "u", "slack", "radius",
+    )  # fmt: skip
+
     def take(self, rows: np.ndarray) -> State:
-        """The scenarios `rows` (copies), without the Jacobian."""
-        parts = {
-            name: None if name == "jacobian" else getattr(self, name)[rows]
-            for name in self.__dataclass_fields__
-        }
+        """The scenarios `rows` (copies of what `jacobian_at` reads; the rest left empty)."""
+        parts = dict.fromkeys(self.__dataclass_fields__)
+        parts.update({name: getattr(self, name)[rows] for name in self.JACOBIAN_PARTS})
         return State(**parts)
 
     @property
@@ -269,8 +271,10 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
         terms = np.where(live, pb.log_theta + (1.0 - sigma_p) * log_p, -np.inf)
         top = _by_market(pb, terms, np.maximum, -np.inf)
         top = np.where(np.isfinite(top), top, 0.0)
-        log_a = np.log(_by_market(pb, np.exp(terms - top[:, pv]), np.add, 0.0)) + top
-        share = np.where(live, np.exp(terms - log_a[:, pv]), 0.0)
+        scaled = np.exp(terms - top[:, pv])
+        total = _by_market(pb, scaled, np.add, 0.0)
+        log_a = np.log(total) + top
+        share = np.where(live, scaled / total[:, pv], 0.0)
         log_composite = np.where(pb.alive, log_a / (1.0 - pb.sigma), np.inf)
         demand_index, demand_slope = composite_demand(log_composite, pb.eta, pb.sigma, pb.cutoff)
         purchases, purchase_slope = stock_purchases(demand_index, pb.stock_ratio)
