@@ -82,6 +82,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/market_solver.py
 	$(BIN)/python benchmarks/ensemble.py --cli
 	$(BIN)/python benchmarks/web_load.py
+	$(BIN)/python benchmarks/page_load.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache build dist src/*.egg-info
