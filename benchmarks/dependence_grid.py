@@ -14,7 +14,7 @@ import random
 import sys
 import time
 
-from critmin.metrics import dependence
+from critmin.metrics.api import commodity_dependence as dependence
 from critmin.metrics.dependence import (
     commodity_flows,
     commodity_production,

@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 
 import critmin as cm
 from critmin.data import query
-from critmin.metrics.api import dependence, trace, world_dependence
+from critmin.metrics.api import commodity_dependence as dependence
+from critmin.metrics.api import commodity_trace as trace
+from critmin.metrics.api import world_commodity_dependence as world_dependence
 from critmin.metrics.dependence import dependence_from_tables, merge_blocs, supplier_shares
 from critmin.metrics.tracing import UNTRACED, traced_import_origins
 

@@ -27,10 +27,15 @@ def test_dependence_equals_the_python_api(client):
         "/api/dependence", params={"importer": "DEU", "commodity": "REE", "year": 2023}
     )
     assert response.status_code == 200
-    row = response.json()[0]
-    api = cm.dependence("DEU", "REE", year=2023).iloc[0]
-    assert row["supplier_share"] == pytest.approx(api["supplier_share"], rel=1e-12)
-    assert row["traced_supplier_share"] == pytest.approx(api["traced_supplier_share"], rel=1e-12)
+    rows = {row["stage"]: row for row in response.json()}
+    api = cm.dependence("DEU", "REE", year=2023).set_index("stage")
+    assert set(rows) == set(api.index) == {"mine", "refined", "product"}
+    refined = rows["refined"]
+    assert refined["supplier_share"] == pytest.approx(api.loc["refined", "supplier_share"])
+    assert refined["status"] == api.loc["refined", "status"]
+    # A stage without trade that year: a status and no number that looks like a share.
+    assert rows["product"]["status"] == "no_trade_data"
+    assert rows["product"]["import_reliance"] is None
 
 
 def test_read_endpoints(client):
@@ -77,8 +82,9 @@ def test_world_dependence_and_the_pages(client):
     world = client.get("/api/dependence/world", params={"commodity": "REE", "year": 2023})
     assert world.status_code == 200
     rows = {row["importer"]: row for row in world.json()}
-    one = cm.dependence("JPN", "REE", year=2023).iloc[0]
+    one = cm.dependence("JPN", "REE", year=2023, stage="refined").iloc[0]
     assert rows["JPN"]["traced_supplier_share"] == pytest.approx(one["traced_supplier_share"])
+    assert rows["JPN"]["stage"] == "refined" and rows["JPN"]["unit"] == "t REO"
     outline = client.get("/static/topojson/world_110m.json")
     assert outline.status_code == 200 and outline.json()["type"] == "Topology"
     for path, text in [
@@ -94,7 +100,8 @@ def test_world_dependence_and_the_pages(client):
         assert page.status_code == 200 and text in page.text, path
     assert client.get("/mineral?commodity=unobtainium").status_code == 404
     before_mining_data = client.get("/api/concentration/cobalt", params={"year": 2010}).json()
-    assert before_mining_data["production_hhi"] is None and before_mining_data["export_hhi"] > 0
+    mine = {s["stage"]: s for s in before_mining_data["stages"]}["mine"]
+    assert mine["production_hhi"] is None  # World Mining Data starts in 2018
 
 
 def test_writes_need_a_valid_token(client):
@@ -209,7 +216,7 @@ def test_a_defect_is_a_json_500_without_details(tmp_path, monkeypatch, caplog):
     def broken(*args, **kwargs):
         raise RuntimeError("/home/analyst/secret.csv")
 
-    monkeypatch.setattr(web_app, "dependence", broken)
+    monkeypatch.setattr(web_app, "stage_dependence", broken)
     app = create_app(registry_url=f"sqlite:///{tmp_path / 'r.sqlite'}", read_token_required=False)
     with TestClient(app, raise_server_exceptions=False) as client:
         answer = client.get("/api/dependence", params={"importer": "DEU", "commodity": "REE"})

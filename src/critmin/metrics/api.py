@@ -65,7 +65,7 @@ def _tables(importer: str, year: int, basis: str):
     return code, flows, made
 
 
-def dependence(
+def commodity_dependence(
     importer: str,
     commodity: str | None = None,
     year: int | None = None,
@@ -121,7 +121,7 @@ def dependence(
     return table.reset_index(drop=True)
 
 
-def world_dependence(
+def world_commodity_dependence(
     commodity: str, year: int | None = None, supplier: str = "CHN", basis: str = "qty"
 ) -> pd.DataFrame:
     """Every importer's direct and traced share from `supplier` for one commodity.
@@ -158,7 +158,7 @@ def world_dependence(
     return table[[*columns, "traced_supplier_share"]].reset_index(drop=True)
 
 
-def trace(
+def commodity_trace(
     importer: str, commodity: str, year: int | None = None, basis: str = "qty"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Direct vs traced origins of an importer's imports, and the intermediaries.
@@ -337,10 +337,13 @@ def stage_trace(
     mapped = stages_of(wanted)
     if not mapped:
         raise InputError(f"{wanted} has no supply-chain map (stages)")
-    if stage is None:  # the last stage of the chain that has trade
-        with_trade = set(stage_years(basis != "value").query("mineral == @wanted")["stage"])
-        chosen = [s for s in mapped if s in with_trade][-1:] or mapped[-1:]
-        chosen = chosen[0]
+    if stage is None:  # the last stage of the chain with trade (in the year asked for)
+        years = stage_years(basis != "value")
+        years = years[years["mineral"] == wanted]
+        if year is not None:
+            years = years[years["year"] == int(year)]
+        with_trade = set(years["stage"])
+        chosen = ([s for s in mapped if s in with_trade] or mapped)[-1]
     else:
         chosen = check_stage(stage)
     if chosen not in mapped:

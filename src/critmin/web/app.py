@@ -21,9 +21,10 @@ from starlette.requests import ClientDisconnect
 
 from critmin import __version__
 from critmin.data import commodity as resolve_commodity
+from critmin.data.stages import latest_common_year, stages_of
 from critmin.errors import CritminError, InputError, NotFoundError, UnknownNameError
-from critmin.metrics.api import dependence, risk, trace, world_dependence
-from critmin.metrics.concentration import world_concentration
+from critmin.metrics.api import risk, stage_dependence, stage_trace, world_stage_dependence
+from critmin.metrics.concentration import stage_concentration
 from critmin.metrics.dependence import resolve_year
 from critmin.registry.records import RecordError
 from critmin.registry.store import Registry
@@ -157,6 +158,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        models.open()
         yield
         models.close()
         runs.close()
@@ -270,13 +272,17 @@ def create_app(
 
     @Cached
     def _dependence(
-        importer: str, commodity: str | None, year: int | None, supplier: str, basis: str
+        importer: str,
+        commodity: str | None,
+        year: int | None,
+        supplier: str,
+        basis: str,
+        stage: str,
     ):
-        return plain_records(
-            dependence(importer, commodity, year=year, supplier=supplier, basis=basis).drop(
-                columns=["suppliers"]
-            )
+        table = stage_dependence(
+            importer, commodity, year=year, supplier=supplier, basis=basis, stage=stage
         )
+        return plain_records(table.drop(columns=["suppliers"]))
 
     @app.get("/api/dependence", dependencies=readers, tags=["dependence"])
     async def get_dependence(
@@ -284,36 +290,48 @@ def create_app(
         commodity: Annotated[str | None, Query(max_length=80)] = None,
         year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
         supplier: Annotated[str, Query(max_length=80)] = "CHN",
-        basis: Literal["qty", "value"] = "qty",
+        basis: Literal["content", "gross", "value", "qty"] = "content",
+        stage: Literal["all", "mine", "refined", "product"] = "all",
     ) -> list[dict[str, Any]]:
-        """Import reliance, HHI and the supplier's direct and traced shares."""
-        return await _dependence(importer, commodity, year, supplier, basis)
+        """Dependence by stage: reliance (a fraction, or null with a status saying why), the
+        supplier's direct, traced and any-stage shares, codes covered (docs/stages.md)."""
+        return await _dependence(importer, commodity, year, supplier, basis, stage)
 
     @Cached
-    def _world(commodity: str, year: int | None, supplier: str, basis: str):
-        return plain_records(world_dependence(commodity, year, supplier, basis))
+    def _world(commodity: str, year: int | None, supplier: str, basis: str, stage: str):
+        return plain_records(world_stage_dependence(commodity, stage, year, supplier, basis))
 
     @app.get("/api/dependence/world", dependencies=readers, tags=["dependence"])
     async def get_world_dependence(
         commodity: Annotated[str, Query(max_length=80, examples=["rare_earths"])],
         year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
         supplier: Annotated[str, Query(max_length=80)] = "CHN",
-        basis: Literal["qty", "value"] = "qty",
+        basis: Literal["content", "gross", "value", "qty"] = "content",
+        stage: Literal["mine", "refined", "product"] = "refined",
     ) -> list[dict[str, Any]]:
-        """Every importer's direct and traced share from the supplier (the overview map)."""
-        return await _world(commodity, year, supplier, basis)
+        """Every importer's dependence at one stage (the overview map)."""
+        return await _world(commodity, year, supplier, basis, stage)
 
     @Cached
-    def _trace(importer: str, commodity: str, year: int | None):
-        origins, carried = trace(importer, commodity, year)
-        return {"origins": plain_records(origins), "intermediaries": plain_records(carried)}
+    def _trace(importer: str, commodity: str, year: int | None, stage: str | None):
+        table = stage_trace(importer, commodity, stage=stage, year=year)
+        chosen, used = str(table["stage"].iloc[0]), int(table["year"].iloc[0])
+        origins = table.drop(columns=["stage", "year"])
+        return {"stage": chosen, "year": used, "origins": plain_records(origins)}
 
     @Cached
     def _concentration(commodity: str, year: int | None):
         item = resolve_commodity(commodity)
-        table, hhi = world_concentration(item.id, resolve_year(year))
-        indices = {k: None if v != v else v for k, v in hhi.items()}  # NaN: no data that year
-        return {"commodity": item.id, **indices, "countries": plain_records(table)}
+        if year is None:
+            pairs = [(item.id, s) for s in stages_of(item.id)]
+            year = latest_common_year(pairs) or resolve_year(None)
+        table, summary = stage_concentration(item.id, resolve_year(year))
+        return {
+            "commodity": item.id,
+            "year": year,
+            "stages": plain_records(summary),
+            "countries": plain_records(table),
+        }
 
     @Cached
     def _risk(importer: str | None, commodity: str | None, year: int | None, method: str):
@@ -324,15 +342,17 @@ def create_app(
         importer: Annotated[str, Query(max_length=2000)],
         commodity: Annotated[str, Query(max_length=80)],
         year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
+        stage: Literal["mine", "refined", "product"] | None = None,
     ) -> dict[str, Any]:
-        """Direct vs traced origins and the partners that carry them."""
-        return await _trace(importer, commodity, year)
+        """Who processed the importer's supply of a stage and whose input it carried up the
+        chain (default: the mineral's last stage with trade)."""
+        return await _trace(importer, commodity, year, stage)
 
     @app.get("/api/concentration/{commodity}", dependencies=readers, tags=["dependence"])
     async def get_concentration(
         commodity: str, year: Annotated[int | None, Query(ge=1995, le=2100)] = None
     ) -> dict[str, Any]:
-        """Mine-production and export-market shares with their HHIs."""
+        """Production and export shares at each stage of the mineral's chain, with HHIs."""
         return await _concentration(commodity, year)
 
     @app.get("/api/risk", dependencies=readers, tags=["risk"])

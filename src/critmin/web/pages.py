@@ -14,7 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from critmin.data import all_commodities, country
 from critmin.data import commodity as resolve_commodity
 from critmin.errors import InputError
-from critmin.metrics.api import dependence, trace, world_dependence
+from critmin.metrics.api import commodity_dependence as dependence
+from critmin.metrics.api import commodity_trace as trace
+from critmin.metrics.api import world_commodity_dependence as world_dependence
 from critmin.metrics.concentration import concentration_history, world_concentration
 from critmin.metrics.dependence import resolve_year
 from critmin.registry.coverage import coverage
