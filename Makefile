@@ -79,6 +79,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/cli_timing.py
 	$(BIN)/python benchmarks/baci_import.py
 	$(BIN)/python benchmarks/dependence_grid.py
+	$(BIN)/python benchmarks/stage_balances.py
 	$(BIN)/python benchmarks/market_solver.py
 	$(BIN)/python benchmarks/ensemble.py --cli
 	$(BIN)/python benchmarks/web_load.py
