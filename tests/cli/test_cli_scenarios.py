@@ -29,6 +29,33 @@ def test_run_writes_parquet_and_a_summary_with_provenance(isolated_user_data, tm
     assert summary["markets"]["rare_earths"]["bloc_supplier_share"] == 0
 
 
+def test_run_also_writes_csv_or_xlsx(isolated_user_data, tmp_path):
+    import openpyxl
+
+    out = tmp_path / "results"
+    scenario = str(ROOT / "examples/ministerial_2026_chinese_ban.yaml")
+    done = critmin("run", scenario, "--out", str(out), "--format", "xlsx",
+                   data_dir=isolated_user_data)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "results.xlsx" in done.stdout
+    book = openpyxl.load_workbook(out / "results.xlsx", read_only=True)
+    assert set(book.sheetnames) == {"flows", "markets", "prices", "summary"}
+    markets = pd.read_parquet(out / "markets.parquet")
+    assert len(list(book["markets"].values)) == len(markets) + 1  # header + the same rows
+    done = critmin("run", scenario, "--out", str(out), "--format", "csv",
+                   data_dir=isolated_user_data)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not (out / "results.xlsx").exists()  # an earlier run's export is not left behind
+    again = pd.read_csv(out / "markets.csv")
+    assert len(again) == len(markets) and list(again.columns) == list(markets.columns)
+    summary = pd.read_csv(out / "summary.csv")
+    assert {"commodity", "figure", "value"} <= set(summary.columns)
+    assert "world_price_index" in set(summary["figure"])
+    bad = critmin("run", scenario, "--out", str(out), "--format", "pdf",
+                  data_dir=isolated_user_data)  # fmt: skip
+    assert bad.returncode == 2 and "--format 'pdf'" in bad.stderr
+
+
 def test_a_bad_scenario_file_fails_before_writing_anything(isolated_user_data, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ncommodities: [graphite]\nensemble: {draws: 1000000000}\n")

@@ -47,11 +47,22 @@ def run(
     out: Path = typer.Option(Path("results"), "--out", help="Folder for Parquet + summary.json."),
     workers: int = WORKERS,
     dask: str | None = DASK,
-    fmt: OutputFormat = FORMAT,
+    fmt: str = typer.Option(
+        "table",
+        "--format",
+        "-f",
+        help="table, csv, json or xlsx; csv and xlsx also write the tables as CSV files or "
+        "one results.xlsx beside the Parquet files.",
+    ),
 ) -> None:
-    """Run a study from a scenario file; results as Parquet plus a JSON summary."""
+    """Run a study from a scenario file; results as Parquet plus a JSON summary (and CSV or
+    XLSX with --format csv|xlsx)."""
+    from critmin.cli.run_export import export_run
     from critmin.scenarios.runner import run_study, study_work
     from critmin.scenarios.schema import load_study
+
+    if fmt not in ("table", "csv", "json", "xlsx"):
+        raise InputError(f"--format {fmt!r} is not one of table, csv, json, xlsx")
 
     study = load_study(scenario)  # every check happens here, before any work
     bar, _ = _progress(study_work(study), study.name[:40])
@@ -63,7 +74,8 @@ def run(
             progress=lambda step, finished, total: bar.update(bar.task_ids[0], completed=finished),
         )
     summary = done["summary"]
-    if fmt is OutputFormat.json:
+    exported = export_run(out, fmt) if fmt in ("csv", "xlsx") else []
+    if fmt == "json":
         emit_json(summary)
         return
     rows = []
@@ -81,11 +93,11 @@ def run(
                 .get("bloc_expected_shortfall_pct"),
             }
         )
-    emit(pd.DataFrame(rows), fmt, title=f"{study.name} — {summary['base_year']}")
-    if fmt is OutputFormat.table:
-        console.print(
-            f"results: {out}/ (summary.json, {', '.join(summary.get('files', []) or ['…'])})"
-        )
+    shown = OutputFormat.csv if fmt == "csv" else OutputFormat.table
+    emit(pd.DataFrame(rows), shown, title=f"{study.name} — {summary['base_year']}")
+    if shown is OutputFormat.table:
+        files = [*(summary.get("files", []) or ["…"]), *(p.name for p in exported)]
+        console.print(f"results: {out}/ (summary.json, {', '.join(files)})")
         console.print(f"scenario hash {summary['provenance']['scenario_hash'][:16]}…")
 
 
