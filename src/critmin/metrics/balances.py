@@ -123,10 +123,10 @@ def _coverage(rows: pd.DataFrame, production: pd.DataFrame, basis: str) -> pd.Da
     """What the data cover per mineral × stage: codes with data, codes missing, flagged codes."""
     chain = supply_chain()
     products = chain.drop_duplicates("row")[[*KEYS, "row"]]
-    with_data = rows.groupby("row").agg(
-        hs_revision=("hs_revision", "first"),
-        hs6=("hs6", "first"),
-        has_qty=("gross_t", lambda q: bool(q.notna().any())),
+    with_data = (
+        rows.assign(has_qty=rows["gross_t"].notna())
+        .groupby("row")
+        .agg(hs_revision=("hs_revision", "first"), hs6=("hs6", "first"), has_qty=("has_qty", "any"))
     )
     products = products.merge(with_data, left_on="row", right_index=True, how="left")
     # Whether a product is counted or split depends on the revision its data come in (the
@@ -154,23 +154,23 @@ def _coverage(rows: pd.DataFrame, production: pd.DataFrame, basis: str) -> pd.Da
         & (products["has_qty"].fillna(False).astype(bool) | (not needs_qty))
     )
 
-    def codes(frame: pd.DataFrame, mask: pd.Series) -> list[str]:
-        return sorted(set(frame.loc[mask, "label"]))
+    def codes(mask: pd.Series, column: str = "label") -> pd.Series:
+        picked = products[mask].groupby(KEYS)[column].agg(lambda s: sorted(set(s)))
+        return picked.reindex(stages_index).map(lambda v: v if isinstance(v, list) else [])
 
-    records = []
-    for (mineral, stage), frame in products.groupby(KEYS):  # one per mineral × stage (~45)
-        records.append(
-            {
-                "mineral": mineral,
-                "stage": stage,
-                "codes_covered": codes(frame, frame["covered"]),
-                "codes_missing": codes(frame, frame["counted"] & ~frame["covered"]),
-                "codes_flagged": codes(frame, ~frame["counted"]),
-                "revisions": sorted(set(frame.loc[frame["covered"], "hs_revision"])),
-                "basket_split": bool((frame["covered"] & frame["basket"]).any()),
-            }
-        )
-    coverage = pd.DataFrame(records)
+    stages_index = pd.MultiIndex.from_frame(products[KEYS].drop_duplicates())
+    covered, counted = products["covered"], products["counted"]
+    split = (covered & products["basket"]).groupby([products[k] for k in KEYS]).any()
+    records = pd.DataFrame(
+        {
+            "codes_covered": codes(covered),
+            "codes_missing": codes(counted & ~covered),
+            "codes_flagged": codes(~counted),
+            "revisions": codes(covered, "hs_revision"),
+            "basket_split": split.reindex(stages_index).fillna(False).astype(bool),
+        }
+    ).reset_index()
+    coverage = records
     moved = rows[rows["stage_override"]] if "stage_override" in rows else rows.iloc[0:0]
     if len(moved):  # flows moved to another stage by stage_overrides.csv count there
         extra = moved.groupby(KEYS)["hs6"].agg(lambda s: sorted(set(s)))

@@ -57,6 +57,8 @@ def merged_tables(
     bal: Balances, blocs: dict[str, Sequence[str]]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The balances' flows and production with each bloc merged into one economy."""
+    if not blocs:
+        return bal.flows, bal.production[[*KEYS, "country", "amount"]]
     flows = _keyed(bal.flows)[["commodity", "exporter", "importer", "amount"]]
     made = _keyed(bal.production).rename(columns={"country": "country"})
     made = made[["commodity", "country", "amount"]]
