@@ -54,3 +54,28 @@ def test_bauxite_ban_2014_diverts_demand_to_other_exporters():
 def test_unknown_episode_suggests_names():
     with pytest.raises(UnknownNameError, match="cn_rare_earths_2010"):
         backtest("cn_rare_earth")
+
+
+def test_recent_controls_backtest_against_usgs_prices():
+    from critmin.scenarios.stage_backtest import stage_backtest, stage_episodes, usgs_price_change
+
+    # USGS MCS 2026: antimony metal 5.49 USD/lb in 2023, 10.24 in 2024, 25 in 2025.
+    assert usgs_price_change("antimony", "metal, average", 2023, 2024) == pytest.approx(
+        86.5, abs=0.1
+    )
+    assert usgs_price_change("antimony", "metal, average", 2024, 2025) == pytest.approx(
+        144.1, abs=0.1
+    )
+    assert len(stage_episodes()) == 7
+    graphite = stage_backtest("cn_graphite_licence_2023").iloc[0]
+    assert graphite["stage"] == "mine" and graphite["observed_price_pct"] < 0
+    # China's exports fall by the observed cut (a quota at 0.85 of 2023 tonnes) in the model.
+    assert -20 < graphite["china_exports_short_pct"] < -10
+    ban = stage_backtest("cn_antimony_usa_ban_2024").iloc[0]
+    assert ban["predicted_short_pct"] > 0 and ban["observed_price_pct"] > 0  # same direction
+
+
+def test_rare_earth_backtest_keeps_chinas_home_price_up():
+    table = backtest("cn_rare_earths_2010").table.set_index("figure")
+    home = table.loc["restricting exporter: domestic price"]
+    assert home["predicted_short_pct"] > 0  # export and mining quotas: scarcity at home too

@@ -19,8 +19,9 @@ import pandas as pd
 
 from critmin.data import export_controls
 from critmin.errors import InputError, UnknownNameError
-from critmin.market import Ban, Calibration, Quota, Scenario, calibrate, resolve_parameters
+from critmin.market import Ban, Calibration, Quota, Scenario, resolve_parameters
 from critmin.market import simulate as simulate_market
+from critmin.market.chain import calibrate_market
 from critmin.market.parameters import HORIZONS
 
 FIGURES = [
@@ -29,13 +30,18 @@ FIGURES = [
     ("others_volume_pct", "other exporters: export volume"),
     ("others_unit_value_pct", "other exporters: export unit value"),
     ("world_trade_volume_pct", "world trade volume"),
+    # Not in trade data (observed –): what the restriction does to the exporter's own market,
+    # its consumers' composite price (issue 16: must not collapse under an export quota).
+    ("exporter_domestic_price_pct", "restricting exporter: domestic price"),
 ]
 
 
 def episodes() -> pd.DataFrame:
     """The bundled backtest episodes (scenarios/episodes.csv) joined to their measure."""
     text = resources.files("critmin.scenarios").joinpath("episodes.csv").read_text("utf-8")
-    table = pd.read_csv(io.StringIO(text), comment="#", dtype={"fraction": float})
+    table = pd.read_csv(
+        io.StringIO(text), comment="#", dtype={"fraction": float, "production_quota": float}
+    )
     table["aggregate"] = table["aggregate"].fillna(False).astype(bool)
     measures = export_controls().set_index("measure")
     unknown = sorted(set(table["measure"]) - set(measures.index))
@@ -103,21 +109,28 @@ def backtest(name: str) -> Backtest:
         raise UnknownNameError("backtest episode", name, list(table["episode"]))
     episode = match.iloc[0].to_dict()
     exporter, commodity = episode["exporter"], episode["commodity"]
-    base = calibrate(commodity, int(episode["base_year"]))
-    outcome = calibrate(commodity, int(episode["outcome_year"]))
+    # The stage market of the balances (issue 16): what the commodity's HS codes are a stage of.
+    base = calibrate_market(commodity, int(episode["base_year"]))
+    outcome = calibrate_market(commodity, int(episode["outcome_year"]))
     if episode["policy"] == "ban":
         policy = {"bans": (Ban(exporter),)}
     else:
         policy = {
             "quotas": (Quota(exporter, float(episode["fraction"]), None, episode["aggregate"]),)
         }
+    made = episode.get("production_quota")
+    if made is not None and np.isfinite(made):
+        policy["production_quotas"] = {exporter: float(made)}
     scenario = Scenario(name=name, **policy)
 
     observed = _figures(
         trade_changes(base, exporter, base.tonnes, base.value_kusd),
         trade_changes(outcome, exporter, outcome.tonnes, outcome.value_kusd),
     )
-    rows = {key: {"figure": label, "observed_pct": observed[key]} for key, label in FIGURES}
+    rows = {
+        key: {"figure": label, "observed_pct": observed.get(key, float("nan"))}
+        for key, label in FIGURES
+    }
     for horizon in HORIZONS:
         result = simulate_market(base, scenario, resolve_parameters(base.countries, horizon))
         flows = result.flows
@@ -134,6 +147,10 @@ def backtest(name: str) -> Backtest:
         predicted = _figures(
             trade_changes(base, exporter, base.tonnes, base.value_kusd),
             trade_changes(base, exporter, tonnes, value),
+        )
+        home = result.markets[result.markets["country"] == exporter]["price_index"]
+        predicted["exporter_domestic_price_pct"] = (
+            float(home.iloc[0] - 1.0) * 100.0 if len(home) else float("nan")
         )
         for key, _ in FIGURES:
             rows[key][f"predicted_{horizon}_pct"] = predicted[key]
