@@ -73,10 +73,14 @@ def main() -> int:
     )
     for label, context in runs:
         with context() as run:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             results[label] = run_ensemble(cal, params, bloc, args.draws, seed=1, executor=run)
             times[label] = time.perf_counter() - start
-        print(f"{label:>16}: {args.draws:,} draws in {times[label]:.2f} s")
+            cpu = time.process_time() - cpu
+        print(
+            f"{label:>16}: {args.draws:,} draws in {times[label]:.2f} s "
+            f"(CPU of this process {cpu:.2f} s; load average {os.getloadavg()[0]:.1f})"
+        )
     reference = results["in process"]
     identical = all(np.array_equal(r.shortfall_t, reference.shortfall_t) for r in results.values())
     summary = reference.summary()
