@@ -15,8 +15,9 @@ from critmin.cli.output import OutputFormat, console, emit, emit_json, error_con
 from critmin.cli.sanitise import terminal_text
 from critmin.data import commodity as resolve_commodity
 from critmin.errors import InputError
-from critmin.market import calibrate, resolve_parameters
+from critmin.market import resolve_parameters
 from critmin.market.api import resolve_countries
+from critmin.market.chain import calibrate_market
 from critmin.market.parameters import check_horizon, parse_overrides
 from critmin.metrics.dependence import resolve_year
 from critmin.scenarios.ensemble import HARD_MAX_DRAWS, MAX_DRAWS, run_ensemble
@@ -26,6 +27,12 @@ from critmin.scenarios.hazard import HazardModel
 FORMAT = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv or json.")
 WORKERS = typer.Option(1, "--workers", min=1, help="Local Dask worker processes (1 = in process).")
 DASK = typer.Option(None, "--dask", help="Run on an existing Dask cluster: tcp://HOST:PORT.")
+STAGE = typer.Option(
+    None,
+    "--stage",
+    help="Stage whose market is solved: mine, refined or product (default: the stage of the "
+    "commodity's HS codes).",
+)
 
 
 def _progress(total: int, label: str):
@@ -47,6 +54,7 @@ def run(
     out: Path = typer.Option(Path("results"), "--out", help="Folder for Parquet + summary.json."),
     workers: int = WORKERS,
     dask: str | None = DASK,
+    stage: str | None = STAGE,
     fmt: str = typer.Option(
         "table",
         "--format",
@@ -65,6 +73,10 @@ def run(
         raise InputError(f"--format {fmt!r} is not one of table, csv, json, xlsx")
 
     study = load_study(scenario)  # every check happens here, before any work
+    if stage is not None:  # --stage overrides the file's stage: (issue 16)
+        from critmin.data.stages import check_stage
+
+        study = study.model_copy(update={"stage": check_stage(stage)})
     bar, _ = _progress(study_work(study), study.name[:40])
     with bar, executor(workers, dask) as chunks:
         done = run_study(
@@ -83,6 +95,7 @@ def run(
         rows.append(
             {
                 "commodity": name,
+                "stage": s.get("stage"),
                 "world_price_index": s["world_price_index"],
                 "bloc_shortfall_pct": s.get("bloc_shortfall_pct"),
                 "bloc_self_sufficiency": s.get("bloc_self_sufficiency"),
@@ -107,6 +120,7 @@ def ensemble(
     draws: int = typer.Option(1000, "--draws", min=1, help="Monte Carlo draws."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed (same seed, same numbers)."),
     year: int | None = typer.Option(None, help="Base year."),
+    stage: str | None = STAGE,
     horizon: str = typer.Option("short", help="short or long."),
     targets: str = typer.Option("all", help="Restrictions hit all destinations or the bloc."),
     hazard: list[str] | None = typer.Option(
@@ -138,7 +152,7 @@ def ensemble(
             overrides[resolve_countries(code)[0][0]] = float(value)
         except ValueError:
             raise InputError(f"--hazard {entry!r}: write ISO3=PROBABILITY") from None
-    cal = calibrate(item.id, resolve_year(year))
+    cal = calibrate_market(item.id, resolve_year(year), 0.0, (), stage)
     params = resolve_parameters(cal.countries, horizon, parse_overrides(param or []))
     bar, advance = _progress(draws, f"{item.id}: {draws:,} draws")
     with executor(workers, dask) as chunks, bar:
@@ -148,7 +162,8 @@ def ensemble(
         )  # fmt: skip
     table = result.importers()
     if fmt is OutputFormat.json:
-        emit_json({"summary": result.summary(), "importers": table.to_dict(orient="records")})
+        summary = {**result.summary(), "stage": cal.stage, "unit": cal.unit}
+        emit_json({"summary": summary, "importers": table.to_dict(orient="records")})
         return
     if fmt is OutputFormat.csv:
         emit(table, fmt)
@@ -168,7 +183,8 @@ def ensemble(
         ],
         columns=["figure", "value"],
     )  # fmt: skip
-    emit(head, fmt, title=f"Ensemble: {item.id} {cal.year}, seed {seed}")
+    where = f", {cal.stage} stage ({cal.unit})" if cal.stage else ""
+    emit(head, fmt, title=f"Ensemble: {item.id} {cal.year}{where}, seed {seed}")
     suppliers = pd.DataFrame([{"supplier": k, **v} for k, v in s["suppliers"].items()]).sort_values(
         "annual_probability", ascending=False
     )
@@ -194,6 +210,7 @@ def coalition(
     size: int = typer.Option(..., "--k", min=1, help="How many partners to choose."),
     commodities: str = typer.Option(..., "--commodities", help="Basket: comma-separated ids."),
     year: int | None = typer.Option(None, help="Base year."),
+    stage: str | None = STAGE,
     check: bool = typer.Option(True, help="Check the choice with the market model."),
     fmt: OutputFormat = FORMAT,
 ) -> None:
@@ -206,7 +223,7 @@ def coalition(
     pool = tuple(c for c in pool if c not in set(core_codes))
     basket = [resolve_commodity(c.strip()).id for c in commodities.split(",") if c.strip()]
     year = resolve_year(year)
-    problem = coalition_problem(core_codes, pool, basket, year)
+    problem = coalition_problem(core_codes, pool, basket, year, stage=stage)
     members, value = best_coalition(problem, size)
     shares = shapley(problem, members)
     checks = []
@@ -216,7 +233,9 @@ def coalition(
 
         # The coalition is chosen with the market model itself (issue 16): the proxy's choice
         # is kept beside it; where the two differ the market's is the answer.
-        market = coalition_by_market(core_codes, pool, basket, year, size, problem=problem)
+        market = coalition_by_market(
+            core_codes, pool, basket, year, size, problem=problem, stage=stage
+        )
         checks = market.table.head(10).to_dict(orient="records")
     payload = {
         "core": list(core_codes),
@@ -272,6 +291,7 @@ def stockpile(
     draws: int = typer.Option(300, "--draws", min=1, help="Monte Carlo draws."),
     seed: int = typer.Option(0, "--seed", min=0),
     year: int | None = typer.Option(None, help="Base year."),
+    stage: str | None = STAGE,
     horizon: str = typer.Option("short", help="short or long."),
     max_months: float = typer.Option(12.0, "--max-months", help="Largest stockpile tried."),
     workers: int = WORKERS,
@@ -284,7 +304,7 @@ def stockpile(
     check_horizon(horizon)
     item = resolve_commodity(commodity)
     members, _ = resolve_countries(bloc)
-    cal = calibrate(item.id, resolve_year(year))
+    cal = calibrate_market(item.id, resolve_year(year), 0.0, (), stage)
     params = resolve_parameters(cal.countries, horizon)
     bar, advance = _progress(41, f"{item.id}: sizing")
     with executor(workers, dask) as chunks, bar:
@@ -293,7 +313,7 @@ def stockpile(
             max_months=max_months, executor=chunks, progress=advance,
         )  # fmt: skip
     if fmt is OutputFormat.json:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "stage": cal.stage, "unit": cal.unit})
         return
     if fmt is OutputFormat.csv:
         emit(result.curve, fmt)
@@ -314,6 +334,7 @@ def stockpile(
                 columns=["figure", "value"],
             ),
             fmt,
-            title=f"{item.id}: P({metric} ≤ {target:g}) ≥ {probability:g}, {draws} draws",
+            title=f"{item.id}{f' ({cal.stage}, {cal.unit})' if cal.stage else ''}: "
+            f"P({metric} ≤ {target:g}) ≥ {probability:g}, {draws} draws",
         )
     emit(result.curve.iloc[::4], fmt, title="Probability of meeting the target by stockpile size")

@@ -200,6 +200,12 @@ def briefing(
                 "bloc_consumer_surplus_kusd": float(markets["consumer_surplus_kusd"].sum()),
                 "tariff_revenue_kusd": s["tariff_revenue_kusd"],
                 "fund_cost_kusd": s["fund_cost_kusd"],
+                # issue 16: the stage the figures belong to, the cost per tonne of non-Chinese
+                # supply added, and whether the floor misses China (it sells above it)
+                "stage": s.get("stage"),
+                "unit": s.get("unit"),
+                "cost_usd_per_t_added": s.get("zone_cost_usd_per_t_added"),
+                "china_above_floor": s.get("zone_supplier_above_floor"),
             }
 
     step("stockpile and agreements")

@@ -63,8 +63,10 @@ def coalition_problem(
     commodities: Sequence[str],
     year: int,
     supplier: str = "CHN",
+    stage: str | None = None,
 ) -> CoalitionProblem:
-    """Build the proxy from the year's flows (tonnes and values)."""
+    """Build the proxy from the year's flows (tonnes and values) of each commodity's market
+    at `stage` (default: the stage of its HS codes)."""
     core_set, candidates = set(core), tuple(dict.fromkeys(candidates))
     overlap = core_set & set(candidates)
     if overlap:
@@ -87,7 +89,7 @@ def coalition_problem(
 
     need, weight, supply, links = [], [], [], []
     for name in commodities:
-        cal = calibrate_market(name, year)
+        cal = calibrate_market(name, year, 0.0, (), stage)
         names = np.asarray(cal.countries)
         in_core = np.isin(names, list(core_set))
         foreign = ~np.eye(cal.size, dtype=bool)
@@ -227,6 +229,7 @@ def coalition_by_market(
     size: int,
     problem: CoalitionProblem | None = None,
     supplier: str = "CHN",
+    stage: str | None = None,
 ) -> MarketChoice:
     """Choose the `size` partners with the market model itself (every coalition when there are
     at most MARKET_SUBSETS, else greedily one partner at a time), beside the proxy's choice."""
@@ -237,14 +240,14 @@ def coalition_by_market(
     from critmin.market.parameters import resolve_parameters
     from critmin.market.policies import Ban, Scenario
 
-    problem = problem or coalition_problem(core, candidates, commodities, year, supplier)
+    problem = problem or coalition_problem(core, candidates, commodities, year, supplier, stage)
     n = len(problem.candidates)
     if not 1 <= size <= n:
         raise InputError(f"coalition size must be between 1 and {n} candidates, got {size}")
     core = tuple(core)
     markets = []
     for name in problem.commodities:
-        cal = calibrate_market(name, year, 0.0, [*core, *problem.candidates, supplier])
+        cal = calibrate_market(name, year, 0.0, [*core, *problem.candidates, supplier], stage)
         markets.append((cal, resolve_parameters(cal.countries, "short")))
 
     def shortfalls(coalitions: list[tuple[str, ...]]) -> np.ndarray:
