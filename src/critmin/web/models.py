@@ -214,6 +214,10 @@ class ModelPool:
             else:  # stopped half way, failed or worn: the process goes, a new one comes
                 worker.kill()
 
+    def open(self) -> None:
+        """Take requests (again): an application's lifespan may start after a stop."""
+        self._closed = False
+
     def close(self) -> None:
         """Stop every worker now (a request running gets 503)."""
         self._closed = True
