@@ -163,3 +163,23 @@ def test_restrictions_propagate_up_and_down(ree_chain):
     malaysia = countries.index("MYS")  # Lynas: separates Australian ore in Malaysia
     assert sol.state.supply[refined][2, malaysia] > 1.0
     assert sol.state.world_price[mine][2, countries.index("AUS")] > 1.0
+
+
+def test_a_ban_on_chinese_magnets_moves_the_refined_stage():
+    chain = calibrate_chain("rare_earths", 2024)  # mine, refined, product (magnets, HS 850511)
+    assert chain.stages == ("mine", "refined", "product")
+    ban = LinkedScenario("magnets", stages={"product": Scenario(bans=(Ban("CHN"),))})
+    sol = solve_chain(chain, [ban], "short")
+    countries = chain.countries
+    product, refined = 2, 1
+    for code in ("JPN", "DEU", "USA", "VNM"):
+        i = countries.index(code)
+        assert sol.state.supply[product][0, i] > 1.0  # other magnet makers produce more ...
+        assert sol.state.demand_volume[refined][0, i] > 1.0  # ... and buy more refined REE
+    # China's magnet output stops: its home magnet market is not in the data (no magnet output
+    # series; production is what its trade implies), a stated limit (docs/market.md).
+    assert sol.state.supply[product][0, countries.index("CHN")] == 0.0
+    # Finite prices: beyond the choke price a market that lost China's magnets buys less
+    # instead of bidding its last supplier up without bound (was 7e8 × base without it).
+    assert np.isfinite(sol.state.composite[product][0]).all()
+    assert sol.state.world_price[product][0].max() < 1e4

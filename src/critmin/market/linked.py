@@ -26,7 +26,8 @@ product raises demand for the other origins' product and, through their output, 
 refined input in their markets. Solved by semismooth Newton with the analytic generalised
 Jacobian (floors, guarantees and caps are kinks; Qi & Sun 1993, "A nonsmooth version of
 Newton's method", Mathematical Programming 58) and an Armijo line search, batched over
-scenarios. No choke price, quotas or stock releases here: those are single-stage policies
+scenarios. Final demand has the single-stage model's choke price P̄ (beyond it demand turns
+elastic, σ + 1). No quotas or stock releases here: those are single-stage policies
 (`solver.py`); a production quota is a cap K < 1.
 
 Input requirement (calibration, `link`): the next stage's producers in v use
@@ -251,6 +252,7 @@ class _Arrays:
     supply: np.ndarray
     sigma: np.ndarray
     eta: np.ndarray
+    log_cutoff: np.ndarray  # (B, N) log P̄: beyond it final demand turns elastic (σ + 1)
 
     def take(self, rows: np.ndarray) -> _Arrays:
         return _Arrays(**{n: getattr(self, n)[rows] for n in self.__dataclass_fields__})
@@ -313,6 +315,7 @@ def _compile(
 
             fields["sigma"].append(vec(p.armington_sigma, 2.0))
             fields["eta"].append(vec(p.demand_elasticity, 0.0))
+            fields["log_cutoff"].append(np.log(vec(p.cutoff_price, 10.0)))
         out.append(_Arrays(**{n: np.stack(v) for n, v in fields.items()}))
         compiled.append(per_stage)
     return out, compiled
@@ -364,9 +367,12 @@ def _evaluate(
         comp = np.zeros((batch, size))
         comp[:, st.markets] = log_comp_m
         share = term / np.where(alive, total, 1.0)[:, st.pm]
+        # An origin with no open flow into a live market sells nothing: its output is zero (and
+        # so is its demand for the stage above), its price is pinned at base.
+        can_sell = ((a.open & alive[:, st.pm]).astype(float) @ st.er) > 0
         parts.append(
             {"z": z, "log_p": log_p, "passes": a.open & ~floored, "share": share,
-             "alive": alive, "log_comp": comp, "sig": sig}
+             "alive": alive, "log_comp": comp, "sig": sig, "can_sell": can_sell}
         )  # fmt: skip
         out["landed"].append(np.exp(log_p))
         out["composite"].append(np.exp(comp))
@@ -384,12 +390,13 @@ def _evaluate(
             cost = np.ones_like(price)
             b = np.zeros_like(price)
         log_y = a.supply * (np.log(producer) - np.log(cost))
-        capped = log_y > a.log_capacity
+        capped = (log_y > a.log_capacity) | ~part["can_sell"]
         log_y = np.minimum(log_y, a.log_capacity)
+        output = np.where(part["can_sell"], np.exp(log_y), 0.0)
         for name, values, fill in (
             ("world_price", price, 1.0),
             ("producer_price", producer, 1.0),
-            ("supply", np.exp(log_y), 1.0),
+            ("supply", output, 1.0),
             ("unit_cost", cost, 1.0),
         ):
             full = np.full((batch, size), fill)
@@ -400,7 +407,18 @@ def _evaluate(
     for k in range(stages):
         st, a, part = structure[k], arrays[k], parts[k]
         phi = chain.final_share[k]
-        final = phi * np.exp(-a.eta * part["log_comp"])
+        # Final demand D = P^(−η) up to the choke price P̄, then P̄^(−η) (P/P̄)^(−(σ+1)) as in
+        # solver.py: a market that loses nearly all of its suppliers cuts its purchases instead
+        # of bidding the last one up without bound.
+        log_p_v = part["log_comp"]
+        beyond = log_p_v > a.log_cutoff
+        log_d = np.where(
+            beyond,
+            -a.eta * a.log_cutoff - (a.sigma + 1.0) * (log_p_v - a.log_cutoff),
+            -a.eta * log_p_v,
+        )
+        final = phi * np.exp(log_d)
+        part["demand_slope"] = np.where(beyond, a.sigma + 1.0, a.eta)
         inter = (1.0 - phi) * out["supply"][k + 1] if k + 1 < stages else np.zeros_like(final)
         volume = final + inter
         out["demand_volume"].append(volume)
@@ -455,7 +473,7 @@ def _jacobian(chain: Chain, structure: list[_Stage], arrays: list[_Arrays], part
         volume = part["volume"][:, st.markets]
         fin = part["final"][:, st.markets] / np.maximum(volume, 1e-300)
         inter = 1.0 - fin
-        kappa = -a.eta[:, st.markets] * fin
+        kappa = -part["demand_slope"][:, st.markets] * fin
         if k + 1 < stages:
             nxt, a_n, st_n = parts[k + 1], arrays[k + 1], structure[k + 1]
             dy_dz = np.zeros((batch, chain.size))
