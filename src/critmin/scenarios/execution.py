@@ -4,7 +4,6 @@ processes, or on an existing Dask cluster by address. Same chunks, same order, s
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 from collections.abc import Callable, Iterator
 
@@ -36,12 +35,14 @@ def _chunks_task(function: Callable, *arguments) -> list:
 
 
 def task_groups(chunks: int, threads: int) -> list[range]:
-    """Consecutive chunks grouped into about `TASKS_PER_THREAD` tasks per worker thread:
-    few, large tasks (each has a scheduling and transfer cost), enough to keep every
-    thread busy. The grouping never changes a number: each chunk is solved on its own."""
+    """Chunks dealt into about `TASKS_PER_THREAD` tasks per worker thread: few, large tasks
+    (each has a scheduling and transfer cost), enough to keep every thread busy. Dealt
+    round-robin (task t takes chunks t, t + T, t + 2T ...), since neighbouring chunks cost
+    alike (an ensemble orders its draws by restriction pattern) and consecutive runs would
+    leave the cheap tasks' threads idle. The grouping never changes a number: each chunk
+    is solved on its own."""
     tasks = max(1, min(chunks, TASKS_PER_THREAD * max(1, threads)))
-    edges = [i * chunks // tasks for i in range(tasks + 1)]
-    return [range(a, b) for a, b in itertools.pairwise(edges) if b > a]
+    return [range(t, chunks, tasks) for t in range(tasks)]
 
 
 def _dask_map(client) -> Callable:
@@ -67,13 +68,14 @@ def _dask_map(client) -> Callable:
             for group in groups
         ]
         position = {future.key: index for index, future in enumerate(futures)}
-        results: list = [None] * len(futures)
+        outputs: list = [None] * len(chunks)
         for future in as_completed(futures):
-            index = position[future.key]
-            results[index] = future.result()
+            group = groups[position[future.key]]
+            for index, output in zip(group, future.result(), strict=True):
+                outputs[index] = output
             if progress:
-                progress(sum(len(chunks[i][0]) for i in groups[index]))
-        return [output for part in results for output in part]
+                progress(sum(len(chunks[i][0]) for i in group))
+        return outputs
 
     return run
 
