@@ -87,3 +87,23 @@ def test_market_user_errors_are_one_line(isolated_user_data):
         assert message in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_shock_at_a_stage_and_linked(isolated_user_data):
+    """issue 16: --stage names the market; --linked answers at every stage of the chain."""
+    run = critmin
+    done = run(
+        "shock", "--exporter", "CHN", "--commodity", "rare_earths", "--ban", "--stage",
+        "product", "--linked", "--year", "2024", "--format", "json",
+        data_dir=isolated_user_data,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert [s["stage"] for s in payload["stages"]] == ["mine", "refined", "product"]
+    magnets = payload["stages"][2]
+    assert magnets["others_output_t"] > magnets["others_output_base_t"]
+    refused = run(
+        "shock", "--exporter", "CHN", "--commodity", "rare_earths", "--quota", "0.5",
+        "--stage", "refined", "--linked", data_dir=isolated_user_data,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "--linked solves a ban" in refused.stderr

@@ -205,6 +205,12 @@ def shock(
         "2010-2011 mining quota beside its export quota.",
     ),
     stage: str | None = STAGE,
+    linked: bool = typer.Option(
+        False,
+        "--linked",
+        help="Solve the mineral's stages together (ore → refined → product): a ban at --stage "
+        "and what it does at every stage.",
+    ),
     year: int | None = YEAR,
     horizon: str = HORIZON,
     param: list[str] | None = PARAMS,
@@ -214,6 +220,11 @@ def shock(
     fmt: OutputFormat = FORMAT,
 ) -> None:
     """What an export ban or licence quota does to prices, flows, shortfalls and welfare."""
+    if linked:
+        _linked(
+            exporter, commodity, ban, quota, targets, stage, year, horizon, production_quota, fmt
+        )
+        return
     with stages(1, "solving the market") as advance:
         result = shock_market(
             exporter,
@@ -227,6 +238,31 @@ def shock(
         )
         advance("done")
     _show(result, fmt, table)
+
+
+def _linked(exporter, commodity, ban, quota, targets, stage, year, horizon, made, fmt) -> None:
+    """`shock --linked`: a ban at one stage on the mineral's linked chain, one row per stage."""
+    from critmin.market.linked_report import linked_shock
+
+    if not ban or quota is not None:
+        raise InputError("--linked solves a ban (--ban); export quotas are solved stage by stage")
+    if stage is None:
+        raise InputError("--linked needs --stage: the stage the ban is at (mine, refined, product)")
+    with stages(1, "solving the linked chain") as advance:
+        frame, _ = linked_shock(
+            exporter, commodity, stage, targets=targets, year=year, horizon=horizon,
+            production_quota=made,
+        )  # fmt: skip
+        advance("done")
+    if fmt is OutputFormat.json:
+        emit_json({"scenario": frame.attrs["scenario"], "stages": frame.to_dict(orient="records"),
+                   "world_price_index": frame.attrs["world_price_index"],
+                   "notes": frame.attrs["notes"]})  # fmt: skip
+        return
+    emit(frame, fmt, title=f"{frame.attrs['scenario']}, every stage (linked)")
+    if fmt is OutputFormat.table:
+        for note in frame.attrs["notes"]:
+            console.print(f"note: {note}")
 
 
 def zone(
