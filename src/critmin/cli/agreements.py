@@ -325,12 +325,18 @@ def coverage(
     bloc: str = typer.Argument(..., help="Country, group or A,B,C list."),
     year: int | None = typer.Option(None, help="Year of the import need."),
     supplier: str = typer.Option("CHN", help="Supplier whose share before/after is shown."),
+    fuels: bool = typer.Option(False, "--fuels", help="Include mineral fuels (coal, oil, gas)."),
     fmt: OutputFormat = FORMAT,
 ) -> None:
-    """Import need per mineral vs committed volumes: covered share, gap, supplier share after."""
+    """Import need per mineral vs committed volumes: covered share, gap, supplier share after
+    (mineral fuels only with --fuels)."""
     from critmin.data import country
+    from critmin.registry.coverage import agreements_of
 
-    table = coverage_table(Registry().records(), bloc, year, country(supplier).iso3)
+    records = Registry().records()
+    table = coverage_table(records, bloc, year, country(supplier).iso3, include_fuels=fuels)
+    if not agreements_of(records, bloc) and fmt is OutputFormat.table:
+        console.print(f"{terminal_text(bloc)} is party to no agreement in the registry.")
     emit(
         table,
         fmt,
@@ -338,6 +344,54 @@ def coverage(
         caption="need = imports − exports (t); committed = signed/in-force commitments with "
         "tonnes; gap filled by today's suppliers in today's proportions",
     )
+
+
+@app.command("controls")
+def controls(
+    today: str | None = typer.Option(None, help="Date of the state shown (default: today)."),
+    fmt: OutputFormat = FORMAT,
+) -> None:
+    """The export-control tracker: China's 2023–2025 measures, their dates, state and sources
+    (ids usable in scenario files: policies.controls)."""
+    from critmin.registry.controls import tracker
+
+    try:
+        reference = dt.date.fromisoformat(today) if today else dt.date.today()
+    except ValueError as exc:
+        raise InputError(f"--today {today!r} is not YYYY-MM-DD") from exc
+    rows = tracker(reference)
+    if fmt is OutputFormat.json:
+        emit_json(rows)
+        return
+    table = pd.DataFrame(
+        [
+            {
+                "id": r["id"],
+                "minerals": ", ".join(r["commodities"]),
+                "kind": r["kind"],
+                "to": r["scope"],
+                "start": r["start"],
+                "end": r["end"] or "",
+                "state": r["state"],
+                "instrument": r["instrument"],
+                "source": r["sources"][0],
+            }
+            for r in rows
+        ]
+    )
+    title = f"Export controls tracked ({len(rows)}), state on {reference}"
+    if fmt is not OutputFormat.table:
+        emit(table, fmt, title=title)
+        return
+    from rich.table import Table
+
+    shown = Table(title=title, caption="instruments and sources: --format csv or json")
+    shown.add_column("id", no_wrap=True)  # the id is what a scenario file names: never cut
+    for column in ("minerals", "to", "start", "state"):
+        shown.add_column(column, overflow="fold")
+    for r in table.itertuples():
+        shown.add_row(*(terminal_text(v) for v in (r.id, r.minerals, r.to, r.start, r.state)))
+    console.print(shown)
 
 
 @app.command("deadlines")

@@ -76,6 +76,17 @@ def scenario_for(study: Study, cal: Calibration) -> Scenario:
         taxes.append(
             ExportTax(_codes(tax.exporter)[0][0], tax.rate, in_market(cal, targets, strict), strict)
         )
+    if p.controls:
+        from critmin.scenarios.commitments import control_restrictions
+
+        extra_bans, extra_quotas = control_restrictions(p.controls, cal, _codes, in_market)
+        bans += extra_bans
+        quotas += extra_quotas
+    releases = [Release(_codes(name)[0][0], tonnes) for name, tonnes in p.releases.items()]
+    if study.agreements == "active":
+        from critmin.scenarios.commitments import secured_releases
+
+        releases += secured_releases(cal)
     zone = None
     if p.zone is not None:
         floors = {name: value for name, value in p.zone.floors.items()}
@@ -92,7 +103,7 @@ def scenario_for(study: Study, cal: Calibration) -> Scenario:
         bans=tuple(bans),
         quotas=tuple(quotas),
         zone=zone,
-        releases=tuple(Release(_codes(name)[0][0], tonnes) for name, tonnes in p.releases.items()),
+        releases=tuple(releases),
         capacity={_codes(name)[0][0]: cap for name, cap in p.capacity.items()},
         bloc=tuple(c for c in (bloc or ()) if c in cal.countries),
     )
@@ -222,6 +233,10 @@ def run_study(
         "ensembles": {name: e.summary() for name, e in ensembles.items()},
         "provenance": provenance(study),
     }
+    if study.agreements == "active":
+        from critmin.scenarios.commitments import secured_supply
+
+        summary["secured_supply"] = [row for cal, _, _ in prepared for row in secured_supply(cal)]
     if out is not None:
         summary["files"] = write_results(Path(out), study, results, ensembles, summary)
     return {"summary": summary, "results": results, "ensembles": ensembles}
@@ -239,6 +254,13 @@ def _all_named(study: Study):
         yield p.zone.members
     yield from p.releases
     yield from p.capacity
+    for spec in p.controls:  # the measure's country and its targeted destination
+        from critmin.registry.controls import measure
+
+        item = measure(spec.measure)
+        yield item["country"]
+        if item["scope"] != "all":
+            yield item["scope"]
 
 
 def check_results_folder(out: Path) -> None:

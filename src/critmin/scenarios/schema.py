@@ -126,7 +126,30 @@ class ZoneSpec(Strict):
     _check = field_validator("members")(_countries)
 
 
+class ControlSpec(Strict):
+    """A measure of the export-control tracker by id (critmin agreements controls), modelled
+    as a ban or as a licence quota keeping `fraction` of base exports."""
+
+    measure: str
+    model: Literal["ban", "quota"] = "ban"
+    fraction: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.5
+
+    @field_validator("measure")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from critmin.registry.controls import measure
+
+        try:
+            item = measure(value)
+        except CritminError as error:
+            raise ValueError(str(error)) from None
+        if item["kind"] == "suspension":
+            raise ValueError(f"{value} suspends measures; name a measure it suspends instead")
+        return value
+
+
 class PoliciesSpec(Strict):
+    controls: list[ControlSpec] = []
     bans: list[BanSpec] = []
     quotas: list[QuotaSpec] = []
     tariffs: list[TariffSpec] = []
@@ -170,6 +193,9 @@ class Study(Strict):
     commodities: list[str] = Field(min_length=1)
     bloc: Countries | None = None
     policies: PoliciesSpec = PoliciesSpec()
+    # "active": the registry's signed and in-force commitments with tonnes count as secured
+    # supply to their recipients (critmin.scenarios.commitments).
+    agreements: Literal["none", "active"] = "none"
     parameters: dict[str, float | dict[str, float]] = {}
     ensemble: EnsembleSpec | None = None
     outputs: list[Literal["markets", "prices", "flows", "ensemble"]] = [
