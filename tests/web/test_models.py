@@ -141,3 +141,22 @@ def test_server_closes_slow_clients_and_stops_on_sigterm(tmp_path):
 def _quiet(call, *args, **kwargs) -> None:
     with contextlib.suppress(httpx.HTTPError):
         call(*args, **kwargs)
+
+
+def test_requests_beyond_the_in_flight_limit_get_a_json_503():
+    from starlette.testclient import TestClient
+
+    from critmin.web.app import InFlightLimit
+
+    async def ok(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    limited = InFlightLimit(ok, limit=1)
+    client = TestClient(limited)
+    assert client.get("/api/agreements").status_code == 200
+    limited.active = 1  # one request in progress: the next is refused
+    busy = client.get("/api/agreements")
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "5"
+    assert "requests in progress" in busy.json()["error"]
+    assert client.get("/api/health").status_code == 200

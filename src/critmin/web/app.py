@@ -39,7 +39,7 @@ from critmin.web.errors import HtmlErrors
 from critmin.web.jobs import TABLES, QueueFull, RunQueue
 from critmin.web.models import ModelPool, ModelUnavailable
 from critmin.web.pages import router as pages_router
-from critmin.web.server import install_log_flood_control
+from critmin.web.server import IN_FLIGHT_LIMIT, install_log_flood_control
 
 log = logging.getLogger("critmin.web")
 MAX_BODY_BYTES = 1_000_000  # request-size limit
@@ -47,6 +47,7 @@ MAX_BODY_BYTES = 1_000_000  # request-size limit
 # ensemble draw; `critmin run` on one's own machine has only the study's own limits).
 MAX_RUN_WORK = int(os.environ.get("CRITMIN_WEB_MAX_RUN_WORK", "20000"))
 MAX_RUN_COMMODITIES = 10
+MAX_IN_FLIGHT = IN_FLIGHT_LIMIT  # requests in progress per process (then 503 JSON)
 
 
 class BodyTooLarge(CritminError):
@@ -83,6 +84,33 @@ class BodyLimit:
             return event
 
         return await self.app(scope, counted, send)
+
+
+class InFlightLimit:
+    """Pure ASGI middleware answering 503 (JSON, `Retry-After`) beyond `limit` requests in
+    progress in this process: a bound on the tasks and memory a burst can take, below
+    uvicorn's own `limit_concurrency` (whose 503 is plain text) in `critmin serve`."""
+
+    def __init__(self, app: Callable, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.active = 0
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope.get("path") == "/api/health":
+            return await self.app(scope, receive, send)
+        if self.active >= self.limit:
+            busy = JSONResponse(
+                {"error": f"{self.active} requests in progress on this server; retry shortly"},
+                503,
+                headers={"Retry-After": "5"},
+            )
+            return await busy(scope, receive, send)
+        self.active += 1
+        try:
+            return await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
 
 
 # Pages and answers may only run this server's own scripts (inline ones are the pages' own;
@@ -195,6 +223,7 @@ def create_app(
 
     app.add_middleware(HtmlErrors)  # innermost: a page's JSON error becomes an HTML page
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(InFlightLimit, limit=MAX_IN_FLIGHT)
     app.add_middleware(SecurityHeaders)  # outermost: the body limit's 413s get them too
 
     @app.exception_handler(BodyTooLarge)

@@ -48,6 +48,8 @@ def _open_connection_limit() -> int:
 
 MAX_OPEN_CONNECTIONS = _open_connection_limit()
 LIMIT_CONCURRENCY = max(32, min(MAX_CONNECTIONS, MAX_OPEN_CONNECTIONS - 100))
+# The application answers 503 with a JSON body first (critmin.web.app.InFlightLimit).
+IN_FLIGHT_LIMIT = max(16, LIMIT_CONCURRENCY - 50)
 SHUTDOWN_SECONDS = 5
 LOG_BURST = 10
 LOG_WINDOW_S = 60.0
