@@ -200,3 +200,24 @@ def test_chromium_renders_every_chart(brief, tmp_path, browser_page):
     assert not wrapped_units(text), wrapped_units(text)[:5]
     size = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
     assert "(A4)" in size
+
+
+def test_active_commitments_change_the_ban_and_controls_are_listed(brief):
+    from critmin.scenarios.briefing import _secured
+
+    data, html, _ = brief
+    assert "cn-ga-ge-licence-2023" in html  # the tracker's measures on the brief's minerals
+    assert {c["id"] for c in data["controls"]} >= {"cn-graphite-licence-2023"}
+    assert 'id="secured-none"' in html  # no seeded commitment states tonnes
+    record = {
+        "id": "t", "status": "in_force", "parties": [{"party": "DEU"}],
+        "commitments": [{"mineral": "graphite", "supplier": "CAN", "recipient": "DEU",
+                         "tonnes_per_year": 50_000.0}],
+    }  # fmt: skip
+    import datetime as dt
+
+    from critmin.data import countries_of
+
+    rows = _secured([record], BLOC, countries_of(BLOC), data["ban"], YEAR, dt.date(2026, 6, 1))
+    assert [r["commodity"] for r in rows] == ["graphite"]
+    assert rows[0]["shortfall_pct_secured"] < rows[0]["shortfall_pct"]

@@ -18,7 +18,8 @@ from critmin.metrics.api import risk, stage_dependence
 from critmin.metrics.balances import balances
 from critmin.metrics.dependence import commodity_flows, resolve_year
 from critmin.metrics.stage_dependence import dependence_grid
-from critmin.registry.coverage import coverage
+from critmin.registry.controls import tracker
+from critmin.registry.coverage import coverage, reserved_flows
 from critmin.registry.deadlines import deadlines
 from critmin.registry.store import Registry
 
@@ -242,6 +243,13 @@ def briefing(
         }
         for r in own
     ]
+    out["secured"] = _secured(records, bloc, members, out["ban"], year, today)
+    out["controls"] = [
+        {k: row[k] for k in ("id", "title", "commodities", "scope", "start", "end", "state")}
+        | {"source": row["sources"][0]}
+        for row in tracker(today)
+        if set(row["commodities"]) & set(minerals)
+    ]
 
     step("sources")
     from critmin import __version__
@@ -270,6 +278,28 @@ def bloc_agreements(records: list[dict], bloc: str, members: Sequence[str]) -> l
         for r in records
         if not r.get("archived") and any(p["party"] in names for p in r.get("parties") or [])
     ]
+
+
+def _secured(records, bloc, members, bans, year, today) -> list[dict[str, Any]]:
+    """What the active commitments change (`agreements: active` in a study): per mineral
+    with committed tonnes to the bloc's members this year, the ban's shortfall again with
+    those tonnes as secured supply."""
+    flows = reserved_flows(records, today.year)
+    flows = flows[flows["recipient"].isin(members) & flows["commodity"].isin(list(bans))]
+    out = []
+    for mineral, rows in flows.groupby("commodity"):
+        releases = rows.groupby("recipient")["tonnes"].sum().to_dict()
+        result = shock("CHN", mineral, ban=True, targets=bloc, year=year, releases=releases)
+        out.append(
+            {
+                "commodity": mineral,
+                "tonnes": float(rows["tonnes"].sum()),
+                "agreements": sorted(set(rows["agreement"])),
+                "shortfall_pct": bans[mineral]["bloc_shortfall_pct"],
+                "shortfall_pct_secured": result.summary["bloc_shortfall_pct"],
+            }
+        )
+    return out
 
 
 def _bloc_unit_value(result, bloc: Sequence[str]) -> float:
