@@ -41,7 +41,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -165,7 +165,7 @@ def calibrate_chain(
         raise InputError(f"no stage of {mineral} can be calibrated in {year}: {'; '.join(skipped)}")
     chain = link(cals)
     if skipped:
-        chain = Chain(**{**chain.__dict__, "notes": (*chain.notes, *skipped)})
+        chain = replace(chain, notes=(*chain.notes, *skipped))
     return chain
 
 
@@ -202,6 +202,16 @@ class _Stage:
 
 
 def _structure(chain: Chain) -> list[_Stage]:
+    """The chain's pair structure, computed once per chain (kept on it)."""
+    cached = chain.__dict__.get("_structure")
+    if cached is not None:
+        return cached
+    out = _build_structure(chain)
+    object.__setattr__(chain, "_structure", out)  # a cache on a frozen dataclass
+    return out
+
+
+def _build_structure(chain: Chain) -> list[_Stage]:
     out = []
     for k, cal in enumerate(chain.calibrations):
         q0 = chain.q0[k]
@@ -279,8 +289,13 @@ def _compile(
         per_stage = []
         seller_local = {c: i for i, c in enumerate(st.at)}
         sl = np.array([seller_local[c] for c in st.sellers], dtype=int)
+        empty = None  # a stage without policy compiles once for the whole batch
         for scenario, params in zip(scenarios, parameters, strict=True):
-            policy = compile_scenario(cal, scenario.stages.get(stage, Scenario()))
+            if stage in scenario.stages:
+                policy = compile_scenario(cal, scenario.stages[stage])
+            else:
+                empty = empty or compile_scenario(cal, Scenario())
+                policy = empty
             if len(policy.quota_fraction):
                 raise InputError(
                     "export quotas are solved stage by stage (critmin shock --quota); the "
@@ -568,11 +583,14 @@ def _newton(chain, structure, arrays, x, tolerance, max_iterations):
         length = np.ones(len(todo))
         accepted = np.zeros(len(todo), bool)
         new_x = x[todo].copy()
-        for _attempt in range(30):
+        first = None
+        for attempt in range(30):
             idx = np.flatnonzero(~accepted)
             trial_x = x[todo[idx]] + length[idx, None] * step[idx]
             sub_idx = [a.take(idx) for a in sub] if len(idx) < len(todo) else sub
             trial, _ = _evaluate(chain, structure, sub_idx, trial_x, False)
+            if attempt == 0:
+                first = trial
             trial_merit = 0.5 * (trial.residual**2).sum(axis=1)
             good = trial_merit <= (1.0 - 1e-4 * length[idx]) * merit[idx]
             new_x[idx[good]] = trial_x[good]
@@ -585,7 +603,10 @@ def _newton(chain, structure, arrays, x, tolerance, max_iterations):
             new_x[idx] = x[todo[idx]] + length[idx, None] * step[idx]
         x[todo] = new_x
         iterations[todo] += 1
-        fresh, _ = _evaluate(chain, structure, sub, x[todo], False)
+        if accepted.all() and (length == 1.0).all():
+            fresh = first  # every full step accepted: the first trial is the new state
+        else:
+            fresh, _ = _evaluate(chain, structure, sub, x[todo], False)
         for name in LinkedState.__dataclass_fields__:
             if name == "residual":
                 state.residual[todo] = fresh.residual
