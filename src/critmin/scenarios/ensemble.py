@@ -28,6 +28,7 @@ from critmin.errors import InputError
 from critmin.market import Calibration, Parameters, Quota, Scenario
 from critmin.market.policies import PolicyArrays, compile_scenario
 from critmin.market.solver import Problem, solve
+from critmin.scenarios.execution import roomy_allocator
 from critmin.scenarios.hazard import HazardModel
 
 CHUNK = 64
@@ -412,6 +413,7 @@ def _in_process(
     """`function(*shared, *chunk)` for every chunk on this machine's cores (threads: numpy
     releases the GIL; BLAS held to one thread per chunk), results in chunk order;
     `progress(n)` after each chunk, n = its number of draws."""
+    roomy_allocator()
     workers = max(1, min(len(chunks), os.cpu_count() or 1))
     outputs: list = [None] * len(chunks)
     # BLAS held to one thread for the whole pool (limits set per thread would be undone by

@@ -4,6 +4,7 @@ processes, or on an existing Dask cluster by address. Same chunks, same order, s
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable, Iterator
 
@@ -16,12 +17,38 @@ def max_workers() -> int:
     return 2 * (os.cpu_count() or 1)
 
 
-def _single_thread_blas() -> None:
+@functools.cache
+def roomy_allocator() -> bool:
+    """Let glibc's malloc keep freed memory for reuse (mmap threshold 64 MB, trim threshold
+    256 MB) in this process, once; True where it took effect.
+
+    A batched solve allocates and frees arrays of a few hundred kB to a few MB per step.
+    Above the mmap threshold each one is a fresh mapping, page-faulted in and unmapped
+    again; Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which pins that
+    threshold at 128 kB, and the same chunks then cost about twice the CPU on a worker
+    (measured: 6.5 s vs 2.8 s for 3,000 draws). The numbers do not change, only where
+    memory comes from. No effect outside glibc."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 64 << 20)) and bool(mallopt(m_trim_threshold, 256 << 20))
+
+
+def _prepare_worker() -> None:
     """Run on every Dask worker: BLAS on one thread, as in process, so sums are done in
-    the same order and results are bitwise identical (threadpoolctl keeps the limit)."""
+    the same order and results are bitwise identical (threadpoolctl keeps the limit); the
+    allocator as in process (`roomy_allocator`)."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")
+    roomy_allocator()
 
 
 TASKS_PER_THREAD = 3  # tasks per worker thread: enough to balance uneven chunks
@@ -47,7 +74,7 @@ def task_groups(chunks: int, threads: int) -> list[range]:
 
 def _dask_map(client) -> Callable:
     """A chunk executor on a Dask client: `run(function, shared, chunks, progress)`."""
-    client.run(_single_thread_blas)
+    client.run(_prepare_worker)
 
     def run(
         function: Callable, shared: tuple, chunks: list[tuple], progress: Callable | None
