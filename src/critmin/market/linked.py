@@ -451,9 +451,16 @@ def _evaluate(
         residuals.append(np.where(active, np.log(np.maximum(demand, 1e-300)) - made, part["z"]))
         part.update(q=q, demand=demand, volume=volume, final=final, inter=inter, active=active)
     state = LinkedState(**out, residual=np.concatenate(residuals, axis=1))
+    state.parts = parts  # what a later Jacobian at this point needs (`_jacobian_rows`)
     if not jacobian:
         return state, None
     return state, _jacobian(chain, structure, arrays, parts)
+
+
+def _jacobian_rows(chain, structure, arrays, state: LinkedState, rows: np.ndarray) -> np.ndarray:
+    """The Jacobian at an evaluated `state`, for its scenarios `rows` only (no re-evaluation)."""
+    parts = [{name: value[rows] for name, value in part.items()} for part in state.parts]
+    return _jacobian(chain, structure, [a.take(rows) for a in arrays], parts)
 
 
 def _jacobian(chain: Chain, structure: list[_Stage], arrays: list[_Arrays], parts) -> np.ndarray:
@@ -620,10 +627,10 @@ def _newton(chain, structure, arrays, x, tolerance, max_iterations):
         full = accepted & (length == 1.0)
         reuse = full & current[todo] & (norm[todo] <= 0.1 * before)
         current[todo] = False
-        renew = todo[~reuse & (norm[todo] >= tolerance)]
+        again = ~reuse & (norm[todo] >= tolerance)
+        renew = todo[again]
         if len(renew):
-            part = [a.take(renew) for a in arrays] if len(renew) < batch else arrays
-            _, jac[renew] = _evaluate(chain, structure, part, x[renew], True)
+            jac[renew] = _jacobian_rows(chain, structure, sub, fresh, np.flatnonzero(again))
             current[renew] = True
     return state, iterations, norm
 
