@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from critmin.errors import InputError
 from critmin.market import Ban, Quota, Release, Scenario, Tariff, simulate, simulate_batch
 from critmin.market.calibration import calibrate
 from critmin.market.parameters import resolve_parameters
@@ -225,3 +226,24 @@ def test_implausibly_large_releases_and_capacities_are_refused(two_sources, scen
 
     with pytest.raises(InputError, match=re.escape(message)):
         simulate(two_sources, scenario, params(two_sources))
+
+
+def test_production_quota_closed_form(one_route):
+    # Output capped at K < 1 of base (issue 16, China's 2010-2011 mining quota): the flow is K,
+    # the price K^(−1/η) (inelastic demand), producer surplus K (P − P_K) + (P_K^(1+e) − 1)/(1+e).
+    k, eta, e = 0.7, 0.5, 0.8
+    cal = one_route
+    result = simulate(
+        cal,
+        Scenario("made", production_quotas={"AAA": k}),
+        params(cal, eta=eta, supply=e),
+    )
+    price = k ** (-1 / eta)
+    assert result.flows.iloc[0]["flow_t"] == pytest.approx(100 * k, rel=1e-10)
+    prices = result.prices.set_index("country")
+    assert prices.loc["AAA", "price_index"] == pytest.approx(price, rel=1e-10)
+    kink = k ** (1 / e)
+    surplus = 100 * (k * (price - kink) + (kink ** (1 + e) - 1) / (1 + e))
+    assert prices.loc["AAA", "producer_surplus_kusd"] == pytest.approx(surplus, rel=1e-9)
+    with pytest.raises(InputError, match="production quota of AAA is 0"):
+        simulate(cal, Scenario("none", production_quotas={"AAA": 0.0}), params(cal))
