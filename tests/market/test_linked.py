@@ -183,3 +183,18 @@ def test_a_ban_on_chinese_magnets_moves_the_refined_stage():
     # instead of bidding its last supplier up without bound (was 7e8 × base without it).
     assert np.isfinite(sol.state.composite[product][0]).all()
     assert sol.state.world_price[product][0].max() < 1e4
+
+
+def test_a_refined_floor_reaches_the_mine_stage():
+    from critmin.market.linked_report import linked_zone
+
+    table, _ = linked_zone(
+        "ministerial_2026", "rare_earths", {"refined": 1.3}, mechanism="guarantee", year=2023
+    )
+    rows = table.set_index("stage")
+    # Members' refiners paid the floor make more, and buy more ore: non-Chinese supply grows
+    # at both stages, the fund pays at the refined stage only.
+    assert rows.loc["refined", "non_supplier_supply_added_t"] > 0
+    assert rows.loc["mine", "non_supplier_supply_added_t"] > 0
+    assert rows.loc["refined", "fund_cost_kusd"] > 0 and rows.loc["mine", "fund_cost_kusd"] == 0
+    assert list(rows["unit"]) == ["t REO", "t REO"]
