@@ -281,7 +281,7 @@ def stage_dependence(
 
 def world_stage_dependence(
     commodity: str,
-    stage: str = "refined",
+    stage: str | None = None,
     year: int | None = None,
     supplier: str = "CHN",
     basis: str = "content",
@@ -289,24 +289,16 @@ def world_stage_dependence(
     """Every importer's dependence at one stage of one mineral (the map view of
     `stage_dependence`, same definitions, one pass over all countries).
 
-    Columns: importer, imports (stage unit), import_reliance, status, supplier_share,
-    traced_supplier_share, any_stage_share, unit, year, stage; importers without imports are
-    left out.
+    stage None = the mineral's last stage with trade in the year. Columns: importer, imports
+    (stage unit), import_reliance, status, supplier_share, traced_supplier_share,
+    any_stage_share, unit, year, stage; importers without imports are left out.
     """
     wanted = resolve_commodity(commodity).id
-    chosen = check_stage(stage)
-    if chosen not in stages_of(wanted):
-        raise InputError(
-            f"{wanted} has no {chosen} stage; its stages: {', '.join(stages_of(wanted))}"
-        )
-    basis = {"qty": "content"}.get(basis, basis)
-    if year is None:
-        year = latest_common_year([(wanted, chosen)], with_quantity=basis != "value")
-        year = year or resolve_year(None)
-    else:
-        year = resolve_year(year)
+    basis = check_stage_basis({"qty": "content"}.get(basis, basis))
+    year = _stage_year(wanted, stage, year, basis)
+    chosen = _stage_with_trade(wanted, stage, year, basis)
     grid = dependence_grid(
-        balances(year, check_stage_basis(basis)),
+        balances(year, basis),
         supplier=country(supplier).iso3,
         minerals=[wanted],
         stages=[chosen],
@@ -317,6 +309,35 @@ def world_stage_dependence(
     columns = ["importer", "imports", "import_reliance", "status", "supplier_share"]
     extra = ["traced_supplier_share", "any_stage_share", "unit", "year", "stage"]
     return grid[columns + extra].reset_index(drop=True)
+
+
+def _stage_year(mineral: str, stage: str | None, year: int | None, basis: str) -> int:
+    """The year asked for (checked), or the latest with trade at the stage (any stage)."""
+    if year is not None:
+        return resolve_year(year)
+    pairs = [(mineral, s) for s in stages_of(mineral) if stage in (None, s)]
+    return latest_common_year(pairs, with_quantity=basis != "value") or resolve_year(None)
+
+
+def _stage_with_trade(mineral: str, stage: str | None, year: int, basis: str) -> str:
+    """The stage asked for, or the mineral's last stage with trade in `year`; refused at once
+    (before any balance is built) where the stage has no trade that year."""
+    mapped = stages_of(mineral)
+    if not mapped:
+        raise InputError(f"{mineral} has no supply-chain map (stages)")
+    years = stage_years(basis != "value")
+    have = set(years.loc[(years["mineral"] == mineral) & (years["year"] == year), "stage"])
+    if stage is None:
+        with_trade = [s for s in mapped if s in have]
+        if not with_trade:
+            raise InputError(f"no trade data for {mineral} at any stage in {year}")
+        return with_trade[-1]
+    chosen = check_stage(stage)
+    if chosen not in mapped:
+        raise InputError(f"{mineral} has no {chosen} stage; its stages: {', '.join(mapped)}")
+    if chosen not in have:
+        raise InputError(f"no trade data for {mineral} at the {chosen} stage in {year}")
+    return chosen
 
 
 def stage_trace(

@@ -327,7 +327,7 @@ def create_app(
         return await _dependence(importer, commodity, year, supplier, basis, stage)
 
     @Cached
-    def _world(commodity: str, year: int | None, supplier: str, basis: str, stage: str):
+    def _world(commodity: str, year: int | None, supplier: str, basis: str, stage: str | None):
         return plain_records(world_stage_dependence(commodity, stage, year, supplier, basis))
 
     @app.get("/api/dependence/world", dependencies=readers, tags=["dependence"])
@@ -336,9 +336,10 @@ def create_app(
         year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
         supplier: Annotated[str, Query(max_length=80)] = "CHN",
         basis: Literal["content", "gross", "value", "qty"] = "content",
-        stage: Literal["mine", "refined", "product"] = "refined",
+        stage: Literal["mine", "refined", "product"] | None = None,
     ) -> list[dict[str, Any]]:
-        """Every importer's dependence at one stage (the overview map)."""
+        """Every importer's dependence at one stage (the overview map; default: the mineral's
+        last stage with trade that year)."""
         return await _world(commodity, year, supplier, basis, stage)
 
     @Cached

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from critmin.cli.sanitise import spreadsheet_cell
+from critmin.errors import InputError
 
 router = APIRouter(include_in_schema=False)
 FORMATS = {
@@ -44,15 +45,20 @@ def answer(frame: pd.DataFrame, fmt: str, name: str) -> Response:
     return Response(body, media_type=FORMATS[fmt], headers=headers)
 
 
-def overview_tables(commodity: str, supplier: str, year: int | None) -> dict[str, pd.DataFrame]:
-    from critmin.web.pages import _choice, _overview
+def overview_tables(
+    commodity: str, supplier: str, year: int | None, stage: str | None = None
+) -> dict[str, pd.DataFrame]:
+    from critmin.web.pages import _choice, _overview, overview_stage
 
     item, code, year = _choice(commodity, supplier, year)
-    rows, concentrated = _overview(item.id, code, year)
+    shown = overview_stage(item.id, year, stage)
+    if shown is None:
+        raise InputError(f"no trade data for {item.id} at that stage in {year}")
+    rows, concentrated = _overview(item.id, code, year, shown)
     importers = pd.DataFrame(rows)
     importers.insert(0, "year", year)
     importers.insert(1, "commodity", item.id)
-    importers = importers.rename(columns={"imports": "imports_t"})
+    importers.insert(2, "stage", shown)
     top = pd.DataFrame(concentrated).rename(columns={"top": "largest_producer"})
     return {"importers": importers, "concentrated": top}
 
@@ -136,8 +142,9 @@ async def overview_download(
     commodity: Name = "rare_earths",
     supplier: Name = "CHN",
     year: YearQuery = None,
+    stage: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    tables = await run_in_threadpool(overview_tables, commodity, supplier, year)
+    tables = await run_in_threadpool(overview_tables, commodity, supplier, year, stage)
     return answer(_pick(tables, table), fmt, f"overview-{table}")
 
 

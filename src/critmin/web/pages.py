@@ -16,7 +16,6 @@ from critmin.data import commodity as resolve_commodity
 from critmin.errors import InputError
 from critmin.metrics.api import commodity_dependence as dependence
 from critmin.metrics.api import commodity_trace as trace
-from critmin.metrics.api import world_commodity_dependence as world_dependence
 from critmin.metrics.concentration import concentration_history, world_concentration
 from critmin.metrics.dependence import resolve_year
 from critmin.registry.coverage import coverage
@@ -43,11 +42,11 @@ def _commodities():
 
 @lru_cache(maxsize=64)
 def _traded(year: int) -> frozenset[str]:
-    """Minerals with trade in `year` (the others are shown as not covered, not offered)."""
-    from critmin.metrics.dependence import commodity_flows
+    """Minerals with trade at some stage in `year` (the others are shown as not covered)."""
+    from critmin.data.stages import stage_years
 
-    flows = commodity_flows(year)
-    return frozenset(flows.loc[flows["amount"] > 0, "commodity"])
+    years = stage_years()
+    return frozenset(years.loc[years["year"] == year, "mineral"])
 
 
 def _offered(year: int) -> tuple[list, list]:
@@ -85,14 +84,34 @@ def _stages(importer: str, supplier: str, year: int | None, stage: str) -> dict:
     return {"rows": rows, "year": years[-1] if years else year}
 
 
+def overview_stage(commodity: str, year: int, stage: str | None) -> str | None:
+    """The stage the overview shows: the one asked for, else the mineral's last stage with
+    trade in `year` (magnets, else refined, else mine); None if no stage has trade."""
+    from critmin.data.stages import stage_years, stages_of
+
+    mapped = stages_of(commodity)
+    if stage not in (None, "", "auto"):
+        return stage if stage in mapped else None
+    years = stage_years()
+    have = set(years.loc[(years["mineral"] == commodity) & (years["year"] == year), "stage"])
+    with_trade = [s for s in mapped if s in have]
+    return with_trade[-1] if with_trade else None
+
+
 @lru_cache(maxsize=256)
-def _overview(commodity: str, supplier: str, year: int) -> tuple[list[dict], list[dict]]:
-    table = world_dependence(commodity, year, supplier)
+def _overview(
+    commodity: str, supplier: str, year: int, stage: str
+) -> tuple[list[dict], list[dict]]:
+    """Every importer at one stage (stage balances: content basis, quality rule Q1 applied)."""
+    from critmin.metrics.api import world_stage_dependence
+
+    table = world_stage_dependence(commodity, stage, year, supplier)
     table = table[table["importer"] != supplier].sort_values("imports", ascending=False)
     rows = [
-        {"importer": row.importer, "imports": float(row.imports),
-         "supplier_share": _num(row.supplier_share),
-         "traced_supplier_share": _num(row.traced_supplier_share)}
+        {"importer": row.importer, "imports": float(row.imports), "unit": row.unit,
+         "status": row.status, "supplier_share": _num(row.supplier_share),
+         "traced_supplier_share": _num(row.traced_supplier_share),
+         "any_stage_share": _num(row.any_stage_share)}
         for row in table.itertuples()
     ]  # fmt: skip
     return rows, _most_concentrated(year)
@@ -138,26 +157,31 @@ async def overview(
     commodity: Annotated[str, Query(max_length=80)] = "rare_earths",
     supplier: Annotated[str, Query(max_length=80)] = "CHN",
     year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
+    stage: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    return await _overview_page(commodity, supplier, year)
+    return await _overview_page(commodity, supplier, year, stage)
 
 
 @cached_html
-def _overview_page(commodity: str, supplier: str, year: int | None) -> str:
+def _overview_page(commodity: str, supplier: str, year: int | None, stage: str | None) -> str:
+    from critmin.data.stages import stages_of
+
     item, code, year = _choice(commodity, supplier, year)
     offered, not_covered = _offered(year)
     why = None
-    if item.id in _traded(year):
-        rows, concentrated = _overview(item.id, code, year)
+    shown = overview_stage(item.id, year, stage) if item.id in _traded(year) else None
+    if shown is not None:
+        rows, concentrated = _overview(item.id, code, year, shown)
     else:  # an empty state that says why, not an error
         rows, concentrated = [], _most_concentrated(year)
-        why = (
-            f"No trade data for {item.name} in {year} in the overview's table (BACI HS92 "
-            "raw-material codes)."
-        )
+        asked = f" at the {stage} stage" if stage not in (None, "", "auto") else ""
+        why = f"No trade data for {item.name}{asked} in {year} in the bundled tables."
         offered = [*offered, item]
     return templates.get_template("overview.html").render(
         title="Overview",
+        stage=shown or "",
+        stages=stages_of(item.id),
+        unit=rows[0]["unit"] if rows else "t",
         commodity=item.id,
         commodity_name=item.name,
         supplier=code,
