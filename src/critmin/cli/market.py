@@ -240,6 +240,30 @@ def shock(
     _show(result, fmt, table)
 
 
+def _linked_zone(members, floors, mechanism, with_ban, stage, year, horizon, fmt) -> None:
+    """`zone --linked`: one commodity's floor at --stage, solved on its linked chain."""
+    from critmin.market.api import parse_floor
+    from critmin.market.linked_report import linked_zone
+
+    if stage is None or len(floors) != 1:
+        raise InputError("--linked takes one --floor COMMODITY=MULTIPLE and the --stage it is at")
+    ((commodity, text),) = floors.items()
+    level, unit = parse_floor(text)
+    if unit != "multiple":
+        raise InputError("--linked floors are multiples of the stage's base reference price")
+    with stages(1, "solving the linked chain") as advance:
+        frame, _ = linked_zone(
+            members, commodity, {stage: level}, mechanism=mechanism, with_ban=with_ban,
+            year=year, horizon=horizon,
+        )  # fmt: skip
+        advance("done")
+    if fmt is OutputFormat.json:
+        emit_json({"scenario": frame.attrs["scenario"], "stages": frame.to_dict(orient="records"),
+                   "notes": frame.attrs["notes"]})  # fmt: skip
+        return
+    emit(frame, fmt, title=f"{frame.attrs['scenario']}, every stage (linked)")
+
+
 def _linked(exporter, commodity, ban, quota, targets, stage, year, horizon, made, fmt) -> None:
     """`shock --linked`: a ban at one stage on the mineral's linked chain, one row per stage."""
     from critmin.market.linked_report import linked_shock
@@ -277,6 +301,11 @@ def zone(
         None, "--with-ban", help="Also ban this exporter's exports to every destination."
     ),
     stage: str | None = STAGE,
+    linked: bool = typer.Option(
+        False,
+        "--linked",
+        help="Solve the mineral's stages together, the floor at --stage; one row per stage.",
+    ),
     year: int | None = YEAR,
     horizon: str = HORIZON,
     param: list[str] | None = PARAMS,
@@ -287,6 +316,9 @@ def zone(
 ) -> None:
     """A preferential zone with reference-price floors: prices, supply, costs, dependence."""
     floors = _pairs(floor, "--floor")
+    if linked:
+        _linked_zone(members, floors, mechanism, with_ban, stage, year, horizon, fmt)
+        return
     with stages(len(floors), "solving") as advance:
         results = zone_market(
             members,
