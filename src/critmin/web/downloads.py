@@ -77,7 +77,17 @@ def mineral_tables(commodity: str, year: int | None) -> dict[str, pd.DataFrame]:
             for y, share in zip(line["year"], line["share"], strict=True)
         ]
     )
-    return {"countries": countries, "history": history, "hhi": pd.DataFrame(figures["hhi"])}
+    from critmin.web.pages import _mineral_stages
+
+    stages = _mineral_stages(item.id, year)
+    by_stage = pd.DataFrame(stages["rows"]).assign(year=year)
+    return {
+        "countries": countries,
+        "history": history,
+        "hhi": pd.DataFrame(figures["hhi"]),
+        "stages": by_stage,
+        "stage_hhi": pd.DataFrame(stages["summary"]).assign(year=year),
+    }
 
 
 def country_tables(

@@ -331,11 +331,31 @@ async def mineral_page(
     return await _mineral_page(commodity, year)
 
 
+@lru_cache(maxsize=128)
+def _mineral_stages(commodity: str, year: int) -> dict:
+    """Production and export shares per stage of the chain (stage balances; published shares
+    where a stage has no production series), the twelve largest countries."""
+    from critmin.metrics.concentration import stage_concentration
+
+    try:
+        table, summary = stage_concentration(commodity, year)
+    except InputError:  # no supply-chain map for this mineral
+        return {"columns": [], "rows": [], "summary": []}
+    shares = [c for c in table.columns if c.endswith("_share")]
+    top = table.assign(largest=table[shares].max(axis=1)).nlargest(12, "largest")
+    rows = [
+        {"country": row["country"], **{c: _num(row[c]) for c in shares}}
+        for row in top.to_dict(orient="records")
+    ]
+    return {"columns": shares, "rows": rows, "summary": plain_records(summary)}
+
+
 @cached_html
 def _mineral_page(commodity: str, year: int | None) -> str:
     item, _, year = _choice(commodity, "CHN", year)
     figures = _mineral(item.id, year)
     return templates.get_template("mineral.html").render(
+        stages=_mineral_stages(item.id, year),
         title=item.name,
         commodity=item.id,
         commodity_name=item.name,
