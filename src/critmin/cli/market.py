@@ -369,11 +369,28 @@ def zone(
 
 def backtest(
     episode: str | None = typer.Argument(
-        None, help="Episode id (see the list without an argument), or 'all'."
+        None,
+        help="Episode id (see the list without an argument), 'all', or 'recent' for the "
+        "2023-2025 Chinese controls against USGS prices.",
     ),
     fmt: OutputFormat = FORMAT,
 ) -> None:
     """Model a real export restriction from the year before it and compare with the data."""
+    if episode == "recent":
+        from critmin.scenarios.stage_backtest import stage_backtests
+
+        with stages(1, "backtesting the 2023-2025 controls") as advance:
+            frame = stage_backtests()
+            advance("done")
+        if fmt is OutputFormat.json:
+            emit_json(frame.to_dict(orient="records"))
+            return
+        emit(
+            frame.drop(columns="notes") if fmt is OutputFormat.table else frame,
+            fmt,
+            title="2023-2025 Chinese controls: predicted market price change vs USGS price (%)",
+        )
+        return
     table = episodes()
     if episode is None:
         emit(
