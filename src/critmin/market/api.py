@@ -161,6 +161,12 @@ def _domestic_effect(result: MarketResult, source: str) -> MarketResult:
     result.summary["exporter"] = source
     result.summary["exporter_domestic_price_index"] = domestic
     result.summary["exporter_producer_price_index"] = producer
+    if producer is not None and producer < 1.0 and not result.scenario.production_quotas:
+        result.summary["notes"].append(
+            f"{source}'s producer price falls to {producer:.2f} x base: its exports are held "
+            "back and its output stays; a restriction that also cuts output (China's 2010-2011 "
+            "mining quota: --production-quota) raises it"
+        )
     return result
 
 
