@@ -167,7 +167,7 @@ def trade_by_revision_sql() -> str:
     return "(" + " UNION ALL ".join(f"SELECT {columns} FROM ({p})" for p in parts) + ")"
 
 
-def stage_trade_rows(year: int) -> pd.DataFrame:
+def stage_trade_rows(year: int, minerals: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Trade of one year mapped to minerals and stages, in gross tonnes and thousand USD.
 
     For each product of the map and year, the newest HS revision that holds data for it is
@@ -175,9 +175,11 @@ def stage_trade_rows(year: int) -> pd.DataFrame:
     and a processed-stage HS17 table) is counted once; flows listed in stage_overrides.csv move
     to the stage their authority counts them at. Columns: mineral, stage, row, hs_revision,
     hs6, exporter, importer, gross_t, value_kusd, content_factor, share, counted,
-    stage_override.
+    stage_override. `minerals` limits the rows to those minerals' codes.
     """
     chain = supply_chain()
+    if minerals is not None:
+        chain = chain[chain["mineral"].isin(list(minerals))]
     rank = ", ".join(f"('{r}', {i})" for i, r in enumerate(HS_REVISIONS))
     rows = query(
         f"""
@@ -219,7 +221,7 @@ def _override_stages(rows: pd.DataFrame, year: int) -> pd.DataFrame:
     return merged.drop(columns=["from_stage", "to_stage"])
 
 
-def stage_production(year: int) -> pd.DataFrame:
+def stage_production(year: int, minerals: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Production of one year by mineral, stage and country in the stage's unit.
 
     Sources as supply_stages.csv names them: World Mining Data (the bundled production table) or
@@ -230,6 +232,8 @@ def stage_production(year: int) -> pd.DataFrame:
     mineral, stage, country, qty_t, source. Other countries of a `none` stage have no rows.
     """
     stages = supply_stages()
+    if minerals is not None:
+        stages = stages[stages["mineral"].isin(list(minerals))]
     wmd = stages[stages["production_source"].str.startswith("wmd:")].assign(
         commodity=lambda t: t["production_source"].str.removeprefix("wmd:")
     )

@@ -268,7 +268,7 @@ def stage_dependence(
     supplier_code = country(supplier).iso3
     code, blocs = importer_code(importer)
     table = stage_dependence_table(
-        balances(year, basis),
+        balances(year, basis, None if minerals is None else tuple(minerals)),
         code,
         blocs,
         supplier_code,

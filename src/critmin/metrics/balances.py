@@ -68,9 +68,13 @@ class Balances:
         return rows[["country", "amount"]]
 
 
-def balances(year: int, basis: str = "content") -> Balances:
-    """The balances of `year` on `basis`, computed once per process and dataset folder."""
-    return _balances(int(year), check_stage_basis(basis), dataset_stamp())
+def balances(
+    year: int, basis: str = "content", minerals: tuple[str, ...] | None = None
+) -> Balances:
+    """The balances of `year` on `basis`, computed once per process and dataset folder;
+    `minerals` builds only those minerals' (one question from the command line)."""
+    chosen = None if minerals is None else tuple(sorted(set(minerals)))
+    return _balances(int(year), check_stage_basis(basis), dataset_stamp(), chosen)
 
 
 def clear_cache() -> None:
@@ -79,8 +83,8 @@ def clear_cache() -> None:
 
 
 @functools.lru_cache(maxsize=16)
-def _balances(year: int, basis: str, _data_dir: str) -> Balances:
-    rows = correct_quantities(stage_trade_rows(year))
+def _balances(year: int, basis: str, _data_dir: str, minerals: tuple[str, ...] | None) -> Balances:
+    rows = correct_quantities(stage_trade_rows(year, minerals))
     counted = rows[rows["counted"]].copy()
     if basis == "content":
         counted["amount"] = counted["gross_t"] * counted["content_factor"] * counted["share"]
@@ -90,8 +94,8 @@ def _balances(year: int, basis: str, _data_dir: str) -> Balances:
         counted["amount"] = counted["value_kusd"] * counted["share"]
     counted = counted[counted["amount"].notna() & (counted["exporter"] != counted["importer"])]
     flows = counted.groupby([*KEYS, "exporter", "importer"], as_index=False)["amount"].sum()
-    production = _production(year, basis, rows)
-    coverage = _coverage(rows, production, basis)
+    production = _production(year, basis, rows, minerals)
+    coverage = _coverage(rows, production, basis, minerals)
     corrections = rows.loc[
         rows["quality"] != "",
         [*KEYS, "hs_revision", "hs6", "exporter", "importer", "reported_t", "gross_t"],
@@ -99,8 +103,10 @@ def _balances(year: int, basis: str, _data_dir: str) -> Balances:
     return Balances(year, basis, flows, production, coverage, corrections.reset_index(drop=True))
 
 
-def _production(year: int, basis: str, rows: pd.DataFrame) -> pd.DataFrame:
-    made = stage_production(year).rename(columns={"qty_t": "amount"})
+def _production(
+    year: int, basis: str, rows: pd.DataFrame, minerals: tuple[str, ...] | None
+) -> pd.DataFrame:
+    made = stage_production(year, minerals).rename(columns={"qty_t": "amount"})
     made = made.groupby([*KEYS, "country", "source"], as_index=False)["amount"].sum(min_count=1)
     if basis == "gross":
         return made.iloc[0:0]
@@ -119,9 +125,13 @@ def _production(year: int, basis: str, rows: pd.DataFrame) -> pd.DataFrame:
     return made
 
 
-def _coverage(rows: pd.DataFrame, production: pd.DataFrame, basis: str) -> pd.DataFrame:
+def _coverage(
+    rows: pd.DataFrame, production: pd.DataFrame, basis: str, minerals: tuple[str, ...] | None
+) -> pd.DataFrame:
     """What the data cover per mineral × stage: codes with data, codes missing, flagged codes."""
     chain = supply_chain()
+    if minerals is not None:
+        chain = chain[chain["mineral"].isin(list(minerals))]
     products = chain.drop_duplicates("row")[[*KEYS, "row"]]
     with_data = (
         rows.assign(has_qty=rows["gross_t"].notna())
@@ -180,6 +190,8 @@ def _coverage(rows: pd.DataFrame, production: pd.DataFrame, basis: str) -> pd.Da
                 lambda have, codes=codes: sorted(set(have) | {f"{c} (moved)" for c in codes})
             )
     stages = supply_stages()[[*KEYS, "unit", "production_source", "production_note"]]
+    if minerals is not None:
+        stages = stages[stages["mineral"].isin(list(minerals))]
     coverage = stages.merge(coverage, on=KEYS, how="left")
     coverage["has_trade"] = coverage["codes_covered"].map(len) > 0
     made_keys = set(zip(production["mineral"], production["stage"], strict=True))
