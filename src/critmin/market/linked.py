@@ -38,13 +38,14 @@ at v's base purchase price over the value of v's output is β (capped at BETA_MA
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from critmin.errors import InputError, SolverError
 from critmin.market.calibration import Calibration
@@ -635,6 +636,13 @@ def _newton(chain, structure, arrays, x, tolerance, max_iterations):
     return state, iterations, norm
 
 
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    """One inspection of the loaded BLAS libraries per process (threadpoolctl reads the
+    process's memory maps each time otherwise: 3 ms of a 12 ms single solve)."""
+    return ThreadpoolController()
+
+
 def solve_chain(
     chain: Chain,
     scenarios: Sequence[LinkedScenario],
@@ -668,8 +676,12 @@ def solve_chain(
     # As in model.py: chunks side by side on the cores (numpy releases the GIL), BLAS held to
     # one thread — a multithreaded BLAS on these small batched products is 20× slower.
     workers = max(1, min(len(chunks), threads or os.cpu_count() or 1))
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-        pieces = list(pool.map(run, chunks))
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        if workers == 1:
+            pieces = [run(rows) for rows in chunks]
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                pieces = list(pool.map(run, chunks))
     state = LinkedState(
         **{
             name: [np.concatenate([p[0].__dict__[name][k] for p in pieces]) for k in
