@@ -221,8 +221,7 @@ def briefing(
         for mineral, ban in out["ban"].items()
     }
     records = Registry().records()
-    cover = coverage(records, bloc, year)
-    cover = cover[cover["commodity"].isin(minerals)]
+    cover = coverage(records, bloc, year, commodities=list(minerals))
     out["coverage"] = _records(cover, [c for c in cover.columns if c not in ("bloc", "year")])
     own = bloc_agreements(records, bloc, members)
     today = today or dt.date.today()
