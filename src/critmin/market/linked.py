@@ -460,6 +460,8 @@ def _evaluate(
 
 def _jacobian_rows(chain, structure, arrays, state: LinkedState, rows: np.ndarray) -> np.ndarray:
     """The Jacobian at an evaluated `state`, for its scenarios `rows` only (no re-evaluation)."""
+    if len(rows) == state.residual.shape[0]:  # every scenario: no copies
+        return _jacobian(chain, structure, arrays, state.parts)
     parts = [{name: value[rows] for name, value in part.items()} for part in state.parts]
     return _jacobian(chain, structure, [a.take(rows) for a in arrays], parts)
 
