@@ -208,7 +208,7 @@ def _traced_figures(flows: pd.DataFrame, sheet: pd.DataFrame, supplier: str) -> 
                 continue
             as_direct = not bool(stage_sheet["has_series"].any())
             if as_direct:
-                countries, mix, imports = _direct_mix(stage_flows, stage_sheet)
+                countries, mix, imports = direct_mix(stage_flows, stage_sheet)
                 total = imports.sum(axis=0)
                 is_supplier = np.array([c == supplier for c in countries], dtype=float)
                 here = _here(countries, is_supplier, exposure)
@@ -267,7 +267,7 @@ def _here(countries: list[str], is_supplier: np.ndarray, exposure: dict | None) 
     return np.maximum(is_supplier, [exposure.get(c, 0.0) for c in countries])
 
 
-def _direct_mix(
+def direct_mix(
     flows: pd.DataFrame, sheet: pd.DataFrame
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """For a stage without a production series: each exporter is the processor of what it

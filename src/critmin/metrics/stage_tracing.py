@@ -22,8 +22,8 @@ import pandas as pd
 
 from critmin.data.stages import STAGES
 from critmin.metrics.balances import Balances, balance_sheet
-from critmin.metrics.stage_dependence import merged_tables
-from critmin.metrics.tracing import UNTRACED, import_matrix, origin_system
+from critmin.metrics.stage_dependence import direct_mix, merged_tables
+from critmin.metrics.tracing import UNTRACED, origin_system
 
 Origins = tuple[list[str], np.ndarray]  # countries, origin columns S[:, countries]
 
@@ -31,14 +31,8 @@ Origins = tuple[list[str], np.ndarray]  # countries, origin columns S[:, countri
 def _stage_system(flows: pd.DataFrame, sheet: pd.DataFrame) -> tuple[list[str], np.ndarray]:
     """Countries and the full origin matrix S of one stage (direct mix without a series)."""
     if not bool(sheet["has_series"].any()):
-        countries = sorted(set(flows["exporter"]) | set(flows["importer"]) | set(sheet["country"]))
-        index = {c: i for i, c in enumerate(countries)}
-        imports = import_matrix(flows, index)
-        made = np.zeros(len(countries))
-        produced = sheet[sheet["production"].fillna(0.0) > 0]
-        made[produced["country"].map(index).to_numpy(dtype=np.int64)] = produced["production"]
-        supply = made + imports.sum(axis=0)
-        return countries, (np.diag(made) + imports) / np.where(supply > 0, supply, 1.0)
+        countries, mix, _ = direct_mix(flows, sheet)
+        return countries, mix
     made = sheet[["country", "production"]].rename(columns={"production": "amount"})
     made = made[made["amount"].fillna(0.0) > 0]
     countries, own, system, _ = origin_system(flows, made)

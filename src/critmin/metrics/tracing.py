@@ -50,21 +50,7 @@ def import_matrix(flows: pd.DataFrame, index: dict[str, int]) -> np.ndarray:
 def origin_matrix(flows: pd.DataFrame, production: pd.DataFrame) -> tuple[list[str], np.ndarray]:
     """Countries and S[o, c] for one commodity (flows: exporter, importer, amount;
     production: country, amount; both in tonnes). Columns of S sum to ≤ 1."""
-    countries = sorted(set(flows["exporter"]) | set(flows["importer"]) | set(production["country"]))
-    index = {code: i for i, code in enumerate(countries)}
-    n = len(countries)
-    made = np.zeros(n)
-    np.add.at(
-        made,
-        production["country"].map(index).to_numpy(dtype=np.int64),
-        production["amount"].to_numpy(dtype=float),
-    )
-    imports = import_matrix(flows, index)
-    availability = made + imports.sum(axis=0)
-    safe = np.where(availability > 0, availability, 1.0)
-    mixing = imports / safe  # A[r, c] = M_rc / a_c
-    own = np.where(availability > 0, made / safe, 0.0)
-    system = np.eye(n) - mixing
+    countries, own, system, _ = origin_system(flows, production)  # system = I − A
     try:
         transposed = np.linalg.solve(system.T, np.diag(own))
     except np.linalg.LinAlgError:
