@@ -55,6 +55,7 @@ from critmin.market.policies import PolicyArrays, Scenario, compile_scenario
 TOLERANCE = 1e-10
 MAX_ITERATIONS = 100
 MAX_LOG_STEP = 5.0
+REUSE_RATIO = 0.1  # reuse the Jacobian after a full step that cut the residual this much
 BETA_MAX = 0.95  # an input worth more than 95 % of the output: a data mismatch, not a margin
 
 
@@ -628,7 +629,7 @@ def _newton(chain, structure, arrays, x, tolerance, max_iterations):
         # Shamanskii's variant of Newton (as in solver.py): after a full step with a current
         # Jacobian that cut the residual tenfold, the next step reuses that Jacobian.
         full = accepted & (length == 1.0)
-        reuse = full & current[todo] & (norm[todo] <= 0.1 * before)
+        reuse = full & current[todo] & (norm[todo] <= REUSE_RATIO * before)
         current[todo] = False
         again = ~reuse & (norm[todo] >= tolerance)
         renew = todo[again]
