@@ -179,16 +179,22 @@ def options(data: dict[str, Any]) -> list[dict]:
         t, g = z["tariff"], z["guarantee"]
         s = (data.get("stockpile") or {}).get(mineral)
         ban = (data.get("ban") or {}).get(mineral) or {}
-        unit = ban.get("unit") or "t"
+        unit = g.get("unit") or ban.get("unit") or "t"
+
+        def per_t(z: dict) -> str:
+            cost = z.get("cost_usd_per_t_added")
+            text = f", {number(cost)}\u00a0USD per t added" if cost and cost > 0 else ""
+            return text + ("; China sells above the floor" if z.get("china_above_floor") else "")
+
         rows.append(
             {
                 "mineral": name(mineral),
                 "china_today": pct(t["china_share_base"]),
                 "tariff": f"{pct(t['china_share'])}; consumers pay "
                 f"{musd(-t['bloc_consumer_surplus_kusd'])}, tariffs raise "
-                f"{musd(t['tariff_revenue_kusd'])}",
+                f"{musd(t['tariff_revenue_kusd'])}{per_t(t)}",
                 "guarantee": f"{pct(g['china_share'])}; fund {musd(g['fund_cost_kusd'])}, "
-                f"+{number(g['non_china_supply_added_t'], unit)} non-Chinese supply",
+                f"+{number(g['non_china_supply_added_t'], unit)} non-Chinese supply{per_t(g)}",
                 "stockpile": f"{number(s['tonnes'], unit)} "
                 f"({s['months']:.1f}\u00a0months), "
                 f"{musd(s['cost_musd'] * 1000)}"
