@@ -1,6 +1,6 @@
 """Print the USGS comparison of docs/validation.md as a Markdown table (run after data changes).
 
-    .venv/bin/python scripts/validation_report.py > /tmp/table.md
+.venv/bin/python scripts/validation_report.py > /tmp/table.md
 """
 
 from __future__ import annotations
