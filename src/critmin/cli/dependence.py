@@ -23,6 +23,17 @@ STATUS_TEXT = {
 }
 
 
+def _compact(tonnes: float) -> str:
+    """A tonnage in three significant digits with its prefix: 12,227 → '12.2 k', so a table
+    of every mineral fits an 80-column terminal (JSON and CSV keep the full figure)."""
+    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(tonnes) >= factor:
+            return f"{tonnes / factor:.3g} {prefix}"
+    if 0 < abs(tonnes) < 1:
+        return "<1 "
+    return f"{tonnes:.3g} " if tonnes else "0 "
+
+
 def dependence(
     importer: str = typer.Argument(..., help="ISO3 code, country name, group or A,B,C list."),
     commodity: str | None = typer.Argument(None, help="Commodity id or alias."),
@@ -75,7 +86,7 @@ def dependence(
             f"{'≤' if s == 'production_implied' else ''}{r:.0%}" if r == r else STATUS_TEXT[s]
             for r, s in zip(table["import_reliance"], table["status"], strict=True)
         ],
-        imports=[f"{v:,.0f} {u}" for v, u in zip(table["imports"], table["unit"], strict=True)],
+        imports=[f"{_compact(v)}{u}" for v, u in zip(table["imports"], table["unit"], strict=True)],
         **{
             label: table[column].map(lambda v: "–" if v != v else f"{v:.0%}")
             for column, label in (
