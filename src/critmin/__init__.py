@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time `__getattr__` lo
         trade,
     )
     from critmin.market.api import shock, zone
+    from critmin.market.linked_report import linked_shock, linked_zone
     from critmin.metrics import dependence, production_shares, trace
 
 # public name -> the module that defines it
@@ -39,6 +40,8 @@ _LAZY = {
     "trade": "critmin.data",
     "shock": "critmin.market.api",
     "zone": "critmin.market.api",
+    "linked_shock": "critmin.market.linked_report",
+    "linked_zone": "critmin.market.linked_report",
     "dependence": "critmin.metrics",
     "production_shares": "critmin.metrics",
     "trace": "critmin.metrics",
@@ -82,6 +85,8 @@ __all__ = [
     "dependence",
     "governance",
     "group",
+    "linked_shock",
+    "linked_zone",
     "production",
     "production_shares",
     "shock",
