@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from critmin.data import commodity as resolve_commodity
 from critmin.data import countries_of, country
+from critmin.data.catalog import dataset_stamp
 from critmin.errors import InputError, UnknownNameError
 from critmin.market.calibration import Calibration
 from critmin.market.model import simulate
@@ -63,9 +65,32 @@ def _calibrate(
     keep: Sequence[str],
     stage: str | None = None,
 ) -> Calibration:
+    """The market's calibration, memoised in the process: the same question on the same
+    dataset (`dataset_stamp`) returns the same Calibration, whose arrays are read-only (a
+    policy never writes them; scenarios copy what they change). `keep` only matters when
+    small countries are merged into ROW (`row_share` > 0), so it is left out of the key
+    otherwise: the brief's bans and zones on one mineral share one calibration."""
+    kept = frozenset(keep) if row_share > 0 else frozenset()
+    return _calibrated(
+        commodity_id, resolve_year(year), float(row_share), kept, stage, dataset_stamp()
+    )
+
+
+@lru_cache(maxsize=32)
+def _calibrated(
+    commodity_id: str,
+    year: int,
+    row_share: float,
+    keep: frozenset[str],
+    stage: str | None,
+    stamp: str,
+) -> Calibration:
     from critmin.market.chain import calibrate_market
 
-    return calibrate_market(commodity_id, resolve_year(year), row_share, keep, stage)
+    cal = calibrate_market(commodity_id, year, row_share, sorted(keep), stage)
+    for array in (cal.value_kusd, cal.tonnes, cal.base_price_usd_t):
+        array.flags.writeable = False
+    return cal
 
 
 def in_market(
