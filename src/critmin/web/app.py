@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -13,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -32,7 +34,8 @@ from critmin.registry.tokens import token_holder
 from critmin.scenarios.runner import prepare_study, study_work
 from critmin.scenarios.schema import Study, check_size, parse_yaml, validate_study
 from critmin.web.assets import router as assets_router
-from critmin.web.cache import Cached
+from critmin.web.assets import warm as warm_assets
+from critmin.web.cache import Cached, ConditionalGet
 from critmin.web.downloads import router as downloads_router
 from critmin.web.encode import plain_records
 from critmin.web.errors import HtmlErrors
@@ -187,6 +190,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         models.open()
+        # The OpenAPI document and the gzipped static files, made off the event loop now
+        # rather than on the first visitor's request.
+        threading.Thread(target=warm_assets, args=(app,), daemon=True).start()
         yield
         models.close()
         runs.close()
@@ -222,6 +228,9 @@ def create_app(
             raise HTTPException(401, "reading requires a bearer token on this server")
 
     app.add_middleware(HtmlErrors)  # innermost: a page's JSON error becomes an HTML page
+    app.add_middleware(ConditionalGet)  # 304 for an unchanged answer (its ETag asked again)
+    # Pages and JSON compressed for clients that accept it (static files come precompressed).
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(InFlightLimit, limit=MAX_IN_FLIGHT)
     app.add_middleware(SecurityHeaders)  # outermost: the body limit's 413s get them too

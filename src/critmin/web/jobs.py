@@ -103,6 +103,7 @@ class Job:
             "finished": self.finished,
             "error": self.error,
             "summary": self.summary,
+            "study": self.study.model_dump(mode="json"),  # a permalink refills the form
             "tables": [t for t in TABLES if (self.folder / f"{t}.parquet").exists()]
             if self.status == "done"
             else [],
@@ -220,10 +221,12 @@ class RunQueue:
         return view
 
     def views(self) -> list[dict[str, Any]]:
-        """Every run this server keeps, oldest first, without summaries."""
+        """Every run this server keeps, oldest first, without summaries and studies."""
         found = [v for v in map(self._stored, self._folders()) if v is not None]
         ordered = sorted(found, key=lambda v: v["created"])
-        return [{k: v for k, v in view.items() if k != "summary"} for view in ordered]
+        return [
+            {k: v for k, v in view.items() if k not in ("summary", "study")} for view in ordered
+        ]
 
     def table(self, ident: str, name: str) -> pd.DataFrame:
         """One result table of a finished run."""

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from critmin.data import all_commodities, country
 from critmin.data import commodity as resolve_commodity
+from critmin.data.catalog import dataset_stamp
 from critmin.errors import InputError
 from critmin.metrics.api import commodity_dependence as dependence
 from critmin.metrics.api import commodity_trace as trace
@@ -21,8 +22,9 @@ from critmin.metrics.dependence import resolve_year
 from critmin.registry.coverage import coverage
 from critmin.registry.deadlines import deadlines, period_end
 from critmin.registry.models import KINDS, STATUSES
+from critmin.web.assets import topojson_url
 from critmin.web.assets import url as asset_url
-from critmin.web.cache import cached_html
+from critmin.web.cache import cached_html, html_answer
 from critmin.web.encode import plain_records, script_json
 from critmin.web.errors import _pages as error_templates
 
@@ -32,6 +34,7 @@ templates = Environment(
 )
 for _env in (templates, error_templates):
     _env.globals["asset_url"] = asset_url
+    _env.globals["topojson_url"] = topojson_url
 STAGE_CHOICES = ("all", "mine", "refined", "product")
 COVERED = ("ok", "basket_split", "production_implied", "net_exporter")
 
@@ -367,22 +370,15 @@ def _mineral_page(commodity: str, year: int | None) -> str:
     )
 
 
-_COVERAGE: dict[tuple, object] = {}
-
-
-def _coverage(records: list[dict], bloc: str, year: int):
-    """Coverage of the bloc's need, kept per bloc, year and registry content (a write to the
-    registry changes the key)."""
+def _digest(records: list[dict]) -> bytes:
+    """A key of the registry's content (a write to the registry changes it)."""
     import hashlib
     import json
 
-    digest = hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).digest()
-    key = (bloc, year, digest)
-    if key not in _COVERAGE:
-        if len(_COVERAGE) > 64:
-            _COVERAGE.clear()
-        _COVERAGE[key] = coverage(records, bloc, year)
-    return _COVERAGE[key]
+    return hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).digest()
+
+
+_AGREEMENTS: dict[tuple, str] = {}
 
 
 @router.get("/agreements", response_class=HTMLResponse)
@@ -390,16 +386,28 @@ async def agreements_page(
     request: Request,
     bloc: Annotated[str, Query(max_length=2000)] = "USA",
     year: Annotated[int | None, Query(ge=1995, le=2100)] = None,
-) -> str:
+) -> Response:
     registry = request.app.state.registry()
     records = await run_in_threadpool(registry.records)
     today = dt.date.today()
-    due = deadlines(records, today, within_days=365)
-    due["end"] = [period_end(p).isoformat() for p in due["planned"]]
     year = resolve_year(year)
-    cover = await run_in_threadpool(_coverage, records, bloc, year)
+    # Kept per bloc, year, day and registry content (deadlines count from today).
+    key = (bloc, year, today, _digest(records), dataset_stamp())
+    page = _AGREEMENTS.get(key)
+    if page is None:
+        page = await run_in_threadpool(_agreements_page, records, bloc, year, today)
+        if len(_AGREEMENTS) > 256:
+            _AGREEMENTS.clear()
+        _AGREEMENTS[key] = page
+    return html_answer(page)
+
+
+def _agreements_page(records: list[dict], bloc: str, year: int, today: dt.date) -> str:
     from critmin.data import countries_of
 
+    due = deadlines(records, today, within_days=365)
+    due["end"] = [period_end(p).isoformat() for p in due["planned"]]
+    cover = coverage(records, bloc, year)
     members = set(countries_of(bloc)) | {bloc.upper()}
     if set(countries_of("eu27")) <= members:
         members.add("EU")
