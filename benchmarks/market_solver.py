@@ -121,14 +121,8 @@ def linked_benchmark(year: int, count: int, baseline: int) -> bool:
     """Two-stage rare earths (mine → refined): one scenario, a batch, the single-stage solve of
     the refined market on the same draws, and scipy root on the linked residual."""
     from critmin.market.chain import calibrate_stage
-    from critmin.market.linked import (
-        LinkedScenario,
-        _compile,
-        _evaluate,
-        _structure,
-        calibrate_chain,
-        solve_chain,
-    )
+    from critmin.market.linked import LinkedScenario, calibrate_chain, solve_chain
+    from critmin.market.linked_solver import _compile, _evaluate, _structure
 
     chain = calibrate_chain("rare_earths", year, ["mine", "refined"])
     refined = calibrate_stage("rare_earths", "refined", year)
@@ -192,14 +186,14 @@ def linked_benchmark(year: int, count: int, baseline: int) -> bool:
         width = sum(widths)
 
         def residual(x: np.ndarray, arrays=arrays) -> np.ndarray:
-            return _evaluate(chain, structure, arrays, x[None, :], False)[0].residual[0]
+            return _evaluate(structure, arrays, x[None, :]).residual[0]
 
         start = time.perf_counter()
         answer = root(residual, np.zeros(width), method="hybr", options={"xtol": 1e-12})
         spent += time.perf_counter() - start
-        ours = np.concatenate(
-            [np.log(solution.state.world_price[k][index, q0.sum(axis=1) > 0])
-             for k, q0 in enumerate(chain.q0)]
+        ours = np.concatenate(  # in the solver's order of unknowns
+            [np.log(solution.state.world_price[k][index, st.sellers]) for k, st in
+             enumerate(structure)]
         )  # fmt: skip
         worst = max(worst, float(np.abs(answer.x - ours).max()))
     each = spent / min(baseline, count)

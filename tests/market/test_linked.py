@@ -9,17 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from critmin.market import Ban, Scenario, Zone, calibrate_from_tables, resolve_parameters
-from critmin.market.linked import (
-    LinkedScenario,
-    _compile,
-    _evaluate,
-    _structure,
-    calibrate_chain,
-    chain_sellers,
-    link,
-    solve_chain,
-)
+from critmin.market import Ban, Scenario, Tariff, Zone, calibrate_from_tables, resolve_parameters
+from critmin.market.linked import LinkedScenario, calibrate_chain, chain_sellers, link, solve_chain
+from critmin.market.linked_solver import _compile, _evaluate, _jacobian, _structure
 
 
 def stage(name: str, flows: dict[tuple[str, str], float], price: float):
@@ -118,28 +110,72 @@ def test_no_policy_is_the_base_at_every_stage(ree_chain):
 
 
 def test_jacobian_matches_finite_differences(ree_chain):
-    scenario = LinkedScenario(
-        stages={
-            "mine": Scenario(bans=(Ban("USA"),)),
-            "refined": Scenario(bans=(Ban("CHN", ("USA", "JPN")),)),
-        }
-    )
-    per_stage = [[resolve_parameters(c.countries, "short") for c in ree_chain.calibrations]]
+    """A batch of three at random points: bans at both stages; a floor by tariff at the
+    refined stage, a producer guarantee and a production quota at the mine; no policy."""
+    members = ("USA", "JPN", "AUS", "DEU", "FRA")
+    scenarios = [
+        LinkedScenario(
+            stages={
+                "mine": Scenario(bans=(Ban("USA"),)),
+                "refined": Scenario(bans=(Ban("CHN", ("USA", "JPN")),)),
+            }
+        ),
+        LinkedScenario(
+            stages={
+                "mine": Scenario(zone=Zone(members, 1.1, "multiple", "guarantee")),
+                "refined": Scenario(zone=Zone(members, 1.3, "multiple", "tariff")),
+            },
+            production_quotas={"mine": {"CHN": 0.9}},
+        ),
+        LinkedScenario(),
+    ]
+    per_stage = [[resolve_parameters(c.countries, "short") for c in ree_chain.calibrations]] * 3
     structure = _structure(ree_chain)
-    arrays, _ = _compile(ree_chain, structure, [scenario], per_stage)
+    arrays, _ = _compile(ree_chain, structure, scenarios, per_stage)
     width = sum(len(s) for s in chain_sellers(ree_chain))
-    x = np.random.default_rng(1).normal(0.0, 0.2, (1, width))
-    _, jac = _evaluate(ree_chain, structure, arrays, x, True)
+    x = np.random.default_rng(1).normal(0.0, 0.2, (3, width))
+    jac = _jacobian(structure, arrays, _evaluate(structure, arrays, x))
     h = 1e-6
     numeric = np.zeros_like(jac)
     for i in range(width):
         up, down = x.copy(), x.copy()
-        up[0, i] += h
-        down[0, i] -= h
-        r_up, _ = _evaluate(ree_chain, structure, arrays, up, False)
-        r_down, _ = _evaluate(ree_chain, structure, arrays, down, False)
-        numeric[0, :, i] = (r_up.residual - r_down.residual)[0] / (2 * h)
+        up[:, i] += h
+        down[:, i] -= h
+        r_up = _evaluate(structure, arrays, up)
+        r_down = _evaluate(structure, arrays, down)
+        numeric[:, :, i] = (r_up.residual - r_down.residual) / (2 * h)
     assert np.abs(jac - numeric).max() < 1e-6
+    assert _structure(ree_chain)[1].dense_width > 0 and len(_structure(ree_chain)[1].pp_i) > 0
+
+
+def test_common_sigma_shortcut_matches_the_general_evaluation(ree_chain):
+    """With σ the same in all of a scenario's markets and no floor, the CES terms are had
+    without an exp over pairs; a batch with one scenario of country-specific σ takes the
+    general path for all: residuals and Jacobians agree."""
+    scenarios = [
+        LinkedScenario(stages={"refined": Scenario(bans=(Ban("CHN", ("USA", "JPN")),))}),
+        LinkedScenario(
+            stages={
+                "mine": Scenario(bans=(Ban("USA", ("CHN",)),)),
+                "refined": Scenario(tariffs=(Tariff(("USA", "JPN"), 0.25, ("CHN",)),)),
+            }
+        ),
+        LinkedScenario(),
+    ]
+    common = [[resolve_parameters(c.countries, "short") for c in ree_chain.calibrations]] * 2
+    mixed = [[resolve_parameters(c.countries, "short", {"armington_sigma": {"USA": 3.0}})
+              for c in ree_chain.calibrations]]  # fmt: skip
+    structure = _structure(ree_chain)
+    fast, _ = _compile(ree_chain, structure, scenarios[:2], common)
+    general, _ = _compile(ree_chain, structure, scenarios, common + mixed)
+    assert all(a.theta_w is not None for a in fast)
+    assert all(a.theta_w is None for a in general)
+    width = sum(len(s) for s in chain_sellers(ree_chain))
+    x = np.random.default_rng(2).normal(0.0, 0.3, (3, width))
+    one, two = _evaluate(structure, fast, x[:2]), _evaluate(structure, general, x)
+    assert np.abs(one.residual - two.residual[:2]).max() < 1e-12
+    jac_one, jac_two = _jacobian(structure, fast, one), _jacobian(structure, general, two)
+    assert np.abs(jac_one - jac_two[:2]).max() < 1e-12
 
 
 def test_restrictions_propagate_up_and_down(ree_chain):
