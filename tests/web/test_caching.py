@@ -144,3 +144,16 @@ def test_a_run_view_gives_the_study_back_for_the_builder_form(tmp_path):
     assert view["study"]["policies"]["quotas"][0]["fraction"] == 0.4
     assert view["study"]["policies"]["zone"]["floors"] == {"graphite": 1.5}
     assert validate_study(view["study"], "view") == study
+
+
+def test_a_new_dataset_drops_the_figures_the_pages_are_made_of(client, monkeypatch):
+    from critmin.web import pages
+
+    assert client.get("/mineral?commodity=gallium&year=2024").status_code == 200
+    assert pages._mineral.cache_info().currsize >= 1
+    monkeypatch.setattr(pages, "dataset_stamp", lambda: "an imported dataset")
+    monkeypatch.setattr(cache, "dataset_stamp", lambda: "an imported dataset")
+    pages._follow_dataset()
+    assert pages._mineral.cache_info().currsize == 0 and pages._traded.cache_info().currsize == 0
+    again = client.get("/mineral?commodity=gallium&year=2024")  # computed anew, same data
+    assert again.status_code == 200 and pages._mineral.cache_info().currsize == 1

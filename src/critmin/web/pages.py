@@ -145,6 +145,20 @@ def _most_concentrated(year: int) -> list[dict]:
     return concentrated[:10]
 
 
+_SEEN = {"stamp": None}
+
+
+def _follow_dataset() -> None:
+    """Drop the figures kept for another dataset (an import changed it): the pages' answers
+    are keyed on `dataset_stamp`, and so must be what they are made of."""
+    stamp = dataset_stamp()
+    if _SEEN["stamp"] != stamp:
+        kept = (_traded, _stages, _overview, _most_concentrated, _country, _mineral)
+        for figures in (*kept, _mineral_stages):
+            figures.cache_clear()
+        _SEEN["stamp"] = stamp
+
+
 def _choice(commodity: str, supplier: str, year: int | None):
     """The page's mineral, supplier (ISO3) and year, resolved with clear errors."""
     return resolve_commodity(commodity), country(supplier).iso3, resolve_year(year)
@@ -167,6 +181,7 @@ async def overview(
 
 @cached_html
 def _overview_page(commodity: str, supplier: str, year: int | None, stage: str | None) -> str:
+    _follow_dataset()
     from critmin.data.stages import stages_of
 
     item, code, year = _choice(commodity, supplier, year)
@@ -205,6 +220,7 @@ async def builder() -> Response:
 
 @cached_html
 def _builder_page() -> str:
+    _follow_dataset()
     return templates.get_template("builder.html").render(
         title="Scenario builder", commodities=_commodities(), year=resolve_year(None)
     )
@@ -270,6 +286,7 @@ async def country_page(
 def _country_page(
     importer: str, commodity: str, supplier: str, year: int | None, stage: str = "all"
 ) -> str:
+    _follow_dataset()
     item, code, year = _choice(commodity, supplier, year)
     offered, not_covered = _offered(year)
     minerals, sankey = _country(importer, item.id, code, year)
@@ -355,6 +372,7 @@ def _mineral_stages(commodity: str, year: int) -> dict:
 
 @cached_html
 def _mineral_page(commodity: str, year: int | None) -> str:
+    _follow_dataset()
     item, _, year = _choice(commodity, "CHN", year)
     figures = _mineral(item.id, year)
     return templates.get_template("mineral.html").render(
@@ -403,6 +421,7 @@ async def agreements_page(
 
 
 def _agreements_page(records: list[dict], bloc: str, year: int, today: dt.date) -> str:
+    _follow_dataset()
     from critmin.data import countries_of
 
     due = deadlines(records, today, within_days=365)
