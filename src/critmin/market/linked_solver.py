@@ -9,19 +9,24 @@ Where the time goes, and why the code is shaped this way (rare earths 2023, mine
 - Pairs. Every bilateral figure is a (B, P) array over the base flows, sorted by market (trade
   matrices are sparse: 1,413 of 24,000 refined pairs), so market sums are `np.add.reduceat`
   and seller sums a sparse (S, P) product.
-- One exp per pair and evaluation. float64 exp costs ~10 ns an element in this numpy build (no
-  SIMD exp in its baseline), more than all the other pair arithmetic together; the CES term
-  t = θ p^(1−σ) needs one, and everything else is had without: p = P*·w (max the floor) from
-  the sellers' prices, s = t / Σ_v t, q = q0 p^(−σ) P^σ c = t · Q0_v P_v^σ c_v / p.
+- At most one exp per pair and evaluation. float64 exp costs ~10 ns an element in this numpy
+  build (no SIMD exp in its baseline), more than all the other pair arithmetic together. The
+  CES term t = θ p^(1−σ) needs one in general; when σ is the same in all of a scenario's
+  markets and no floor binds anywhere in the batch (the usual case), p^(1−σ) = P^(1−σ)
+  w^(1−σ) needs none, θ w^(1−σ) being fixed for the batch. Everything else is had without:
+  p = P*·w (max the floor), s = t / Σ_v t, q = q0 p^(−σ) P^σ c = t · Q0_v P_v^σ c_v / p.
 - What depends on the scenario only — which flows are open, σ on the pairs, whether a market
-  or a seller has any open flow, exp of the wedges — is worked out once per batch
-  (`_compile`), not in every evaluation.
+  or a seller has any open flow, the wedges — is worked out once per batch (`_compile`,
+  `_prepare`), not in every evaluation; each batch compiles its own scenarios, so that
+  compiling one batch overlaps solving another.
 - The own-stage Jacobian block Σ_v w_rv (σ + κ)_v s_r'v g_r'v is a dense batched matrix
-  product (BLAS) over the markets with many sellers, and a sum pair by pair over the markets
-  with few (`_own_block`; the split minimises a cost model, `PAIR_COST`).
+  product (BLAS) over the markets with many sellers, between the S' sellers in them (ordered
+  first), and a sum pair by pair over the markets with few (`_own_block`; the split
+  minimises a cost model, `PAIR_COST`).
 - The Newton iteration keeps, for each scenario, the evaluated trial point its line search
-  accepts (rows copied), so a Jacobian never needs a re-evaluation; the reported (B, N)
-  figures are computed once, at the solution (`report`).
+  accepts (rows copied), so a Jacobian never needs a re-evaluation, and keeps each
+  Jacobian's LU factors, so a step that reuses one (Shamanskii) is two triangular solves;
+  the reported (B, N) figures are computed once, at the solution (`report`).
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ ARMIJO = 1e-4  # sufficient decrease of the merit ½‖F‖² per unit step leng
 MAX_HALVINGS = 30
 # A product of pairs summed pair by pair (two gathers, a multiply, a segment sum: ~10 ns an
 # element) against a multiply-add of the dense BLAS product (~0.1 ns): measured on the 2-core
-# machine, B = 64. Markets with n sellers cost n² × PAIR_COST pair by pair, S² dense.
+# machine, B = 64. Markets with n sellers cost n² × PAIR_COST pair by pair, S'² dense.
 PAIR_COST = 100.0
 TINY = 1e-300  # stands in for 0 under a log or a division
 
@@ -288,20 +293,20 @@ def _prepare(st: _Stage, open_: np.ndarray, log_floor: np.ndarray, **compiled) -
     sigma_m = sigma[:, st.markets]
     opened = open_.astype(float)
     floors = bool(np.isfinite(log_floor).any())
-    log_theta_open = np.where(open_, st.log_theta, -np.inf)
     log_wedge = compiled["log_wedge"]
+    wedges = bool(log_wedge.any())
     if not floors and (sigma_m == sigma_m[:, :1]).all():
         one_minus = 1.0 - sigma_m[:, :1]
-        wedges = bool(log_wedge.any())
+        theta = np.where(open_, np.exp(st.log_theta), 0.0)
         pairs = {
             "one_minus_sigma": one_minus,
-            "theta_w": np.exp(log_theta_open + one_minus * log_wedge),
+            "theta_w": theta * np.exp(one_minus * log_wedge) if wedges else theta,
             "inverse_wedge": np.exp(-log_wedge) if wedges else None,
         }
     else:
         pairs = {
             "wedge": np.exp(log_wedge),
-            "log_theta_open": log_theta_open,
+            "log_theta_open": np.where(open_, st.log_theta, -np.inf),
             "one_minus_sigma_p": 1.0 - sigma[:, st.pv],
             "log_floor": log_floor if floors else None,
             "floor": np.exp(log_floor) if floors else None,
@@ -336,13 +341,24 @@ def _check_stages(chain: Chain, scenarios: Sequence[LinkedScenario]) -> None:
             )
 
 
-def _on_pairs(st: _Stage, array: np.ndarray, gathered: dict[int, np.ndarray]) -> np.ndarray:
-    """An (N, N) policy array on the stage's pairs. Untouched policy arrays are shared
-    defaults (`compile_scenario`), so each is gathered once (`gathered`, by identity: the
-    policies are alive for the whole compile)."""
-    if id(array) not in gathered:
-        gathered[id(array)] = array[st.lr, st.lv]
-    return gathered[id(array)]
+def _on_pairs(st: _Stage, gathered: dict, *arrays: np.ndarray, how=None) -> np.ndarray:
+    """(N, N) policy arrays on the stage's pairs, combined by `how`. Untouched policy arrays
+    are shared defaults (`compile_scenario`), so each is gathered (and its log taken) once,
+    memoised in `gathered` by identity (the policies are alive for the whole compile)."""
+    key = (how, *map(id, arrays))
+    if key not in gathered:
+        values = [a[st.lr, st.lv] for a in arrays]
+        gathered[key] = how(*values) if how else values[0]
+    return gathered[key]
+
+
+def _log_wedge(tariff: np.ndarray, tax: np.ndarray) -> np.ndarray:
+    return np.log(tariff * tax)
+
+
+def _log_floor(floor: np.ndarray) -> np.ndarray:
+    """log of the floor, −inf where none (0)."""
+    return np.where(floor > 0, np.log(np.where(floor > 0, floor, 1.0)), -np.inf)
 
 
 def _on_countries(chain: Chain, st: _Stage, params, name: str, fill: float) -> np.ndarray:
@@ -365,7 +381,7 @@ def _compile(
         st, stage = structure[k], chain.stages[k]
         empty = None  # a stage without policy compiles once for the whole batch
         gathered: dict[int, np.ndarray] = {}
-        per_stage, tariff, tax, floor, opened, capacities = [], [], [], [], [], []
+        per_stage, wedge, floor, opened, capacities = [], [], [], [], []
         for scenario in scenarios:
             if stage in scenario.stages:
                 policy = compile_scenario(cal, scenario.stages[stage])
@@ -390,20 +406,17 @@ def _compile(
                     raise InputError(f"production quota of {code} must be in (0, 1], got {value}")
                 capacity[cal.index(code)] = min(capacity[cal.index(code)], value)
             capacities.append(capacity)
-            tariff.append(_on_pairs(st, policy.tariff, gathered))
-            tax.append(_on_pairs(st, policy.export_tax, gathered))
-            floor.append(_on_pairs(st, policy.floor, gathered))
-            opened.append(_on_pairs(st, policy.open, gathered))
+            wedge.append(_on_pairs(st, gathered, policy.tariff, policy.export_tax, how=_log_wedge))
+            floor.append(_on_pairs(st, gathered, policy.floor, how=_log_floor))
+            opened.append(_on_pairs(st, gathered, policy.open))
         params = [p[k] for p in parameters]
         if len(params) != len(scenarios):
             raise InputError(f"{len(scenarios)} scenarios but {len(params)} parameter sets")
-        floor_p = np.stack(floor)
         with np.errstate(divide="ignore"):
             arrays = _prepare(
                 st,
-                log_wedge=np.log(np.stack(tariff) * np.stack(tax)),
-                log_floor=np.where(floor_p > 0, np.log(np.where(floor_p > 0, floor_p, 1.0)),
-                                   -np.inf),
+                log_wedge=np.stack(wedge),
+                log_floor=np.stack(floor),
                 open_=np.stack(opened),
                 guarantee=np.stack([p.guarantee for p in per_stage])[:, st.local_sellers],
                 log_capacity=np.log(np.stack(capacities)[:, st.local_sellers]),
