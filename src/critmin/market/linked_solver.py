@@ -326,7 +326,10 @@ def _prepare(st: _Stage, open_: np.ndarray, log_floor: np.ndarray, **compiled) -
 
 
 def _by_seller(st: _Stage, pairs: np.ndarray) -> np.ndarray:
-    """(B, P) → (B, S): the sum over each origin's pairs."""
+    """(B, P) → (B, S): the sum over each origin's pairs (one scenario: bincount, which saves
+    scipy.sparse's ~20 µs of dispatch a call, a sixth of a single solve)."""
+    if pairs.shape[0] == 1:
+        return np.bincount(st.ps, pairs[0], len(st.sellers))[None, :]
     return np.ascontiguousarray((st.by_seller @ pairs.T).T)
 
 
