@@ -62,6 +62,41 @@ def test_read_endpoints(client):
     assert client.get("/openapi.json").json()["info"]["title"] == "critmin"
 
 
+def test_shock_and_zone_at_a_named_stage(client):
+    """Issue 16: the API takes the stage and China's production quota, and says the stage."""
+    shock = client.post(
+        "/api/shock",
+        json={"exporter": "CHN", "commodity": "rare_earths", "quota": 0.692, "year": 2024,
+              "stage": "refined", "production_quota": 0.9},
+    )  # fmt: skip
+    assert shock.status_code == 200, shock.text
+    summary = shock.json()["summary"]
+    assert summary["stage"] == "refined"
+    # China sells no rare-earth ore (it imports it): a clear 400, not a silent zero
+    none = client.post(
+        "/api/shock",
+        json={"exporter": "CHN", "commodity": "rare_earths", "ban": True, "year": 2024,
+              "stage": "mine"},
+    )  # fmt: skip
+    assert none.status_code == 400 and "nothing to act on" in none.json()["error"]
+    mine = client.post(
+        "/api/shock",
+        json={"exporter": "USA", "commodity": "rare_earths", "ban": True, "year": 2024,
+              "stage": "mine"},
+    )  # fmt: skip
+    assert mine.status_code == 200 and mine.json()["summary"]["stage"] == "mine"
+    zone = client.post(
+        "/api/zone",
+        json={"members": "g7", "floors": {"rare_earths": 1.3}, "year": 2024, "stage": "refined"},
+    )
+    assert zone.status_code == 200 and zone.json()["rare_earths"]["summary"]["stage"] == "refined"
+    bad = client.post(
+        "/api/shock",
+        json={"exporter": "CHN", "commodity": "REE", "ban": True, "stage": "smelted"},
+    )
+    assert bad.status_code == 422 and "stage" in bad.text
+
+
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status", "message"),
     [

@@ -163,6 +163,13 @@ class ShockRequest(Strict):
     aggregate: bool = False
     year: int | None = Field(None, ge=1995, le=2100)
     horizon: Literal["short", "long"] = "short"
+    stage: Literal["mine", "refined", "product"] | None = Field(
+        None, description="stage of the restriction (default: the commodity's HS bundle)"
+    )
+    production_quota: float | None = Field(
+        None, gt=0.0, le=1.0, allow_inf_nan=False,
+        description="cap on the exporter's output, fraction of base (China 2010-2011)",
+    )  # fmt: skip
 
 
 class ZoneRequest(Strict):
@@ -172,6 +179,9 @@ class ZoneRequest(Strict):
     with_ban: str | None = Field(None, max_length=80)
     year: int | None = Field(None, ge=1995, le=2100)
     horizon: Literal["short", "long"] = "short"
+    stage: Literal["mine", "refined", "product"] | None = Field(
+        None, description="stage the floors are set at (default: each commodity's HS bundle)"
+    )
 
 
 def create_app(
