@@ -81,8 +81,9 @@ class Problem:
         pv, pr_full = np.nonzero(self.q0.T > 0)
         self.pr_full, self.pv = pr_full, pv
         self.pr = pr = seller_position[pr_full]
-        self.er = np.zeros((len(pr), len(self.sellers)))
-        self.er[np.arange(len(pr)), pr] = 1.0  # (P, S) one-hot origin of each pair
+        # Pairs grouped by origin, for sums over each origin's pairs (every seller has one).
+        self.by_origin = np.argsort(pr, kind="stable")
+        self.origin_starts = np.flatnonzero(np.diff(pr[self.by_origin], prepend=-1))
         base = self.q0[pr_full, pv]
         self.log_q0 = np.log(base)
         self.log_theta = np.log(base / self.d0[pv])
@@ -99,7 +100,7 @@ class Problem:
         alive[:, self.markets] = np.logical_or.reduceat(is_open, self.starts, axis=1)
         self.alive = alive  # (B, N): market has an open supplier
         self.live = is_open & alive[:, pv]  # (B, P)
-        self.active = self.live.astype(float) @ self.er > 0  # (B, S): the origin can sell
+        self.active = _by_origin(self, self.live, np.logical_or)  # (B, S): the origin can sell
         pair_quota = self.quota_id[pr_full, pv]
         self.quota_pairs = np.flatnonzero(pair_quota >= 0)  # positions in the pair list
         self.pj = pair_quota[self.quota_pairs]
@@ -107,11 +108,40 @@ class Problem:
         self.ej = np.zeros((len(self.quota_pairs), count))
         self.ej[np.arange(len(self.quota_pairs)), self.pj] = 1.0
         self.quota_base = base[self.quota_pairs] @ self.ej  # (J,)
+        # The Jacobian's products over markets (`jacobian_at`) run over the markets with two
+        # or more base suppliers; a market with one supplier adds to diagonal cells only.
+        suppliers = np.bincount(pv, minlength=size)
+        multi = suppliers[pv] >= 2  # (P,) the pair's market has other suppliers
+        column = np.cumsum(suppliers >= 2) - 1  # the market's column in those products
+        self.shared_markets = int((suppliers >= 2).sum())
+        multi_pairs = np.flatnonzero(multi)
+        self.multi_pairs, self.single_pairs = multi_pairs, np.flatnonzero(~multi)
+        self.single_cells = _cells(pr[self.single_pairs])  # (origin) cells
         # Quota pairs summed into (constraint, market) and (origin, constraint) cells, for
         # the quota rows of the Jacobian (sums over a few hundred pairs, not dense one-hot
         # products over every pair × market).
-        self.jv_cells = _cells(self.pj * size + pv[self.quota_pairs])
+        on_multi = multi[self.quota_pairs]
+        self.jv_cells = _cells(
+            self.pj[on_multi] * self.shared_markets + column[pv[self.quota_pairs[on_multi]]]
+        )
+        self.jv_pairs = np.flatnonzero(on_multi)  # positions in the quota pair list
         self.sj_cells = _cells(pr[self.quota_pairs] * count + self.pj)
+        self.single_quota = np.flatnonzero(~on_multi)
+        self.single_sj_cells = _cells(
+            pr[self.quota_pairs[self.single_quota]] * count + self.pj[self.single_quota]
+        )
+        # Where each pair of a shared market sits in the Jacobian's two factors: row r,
+        # column v of the (S + J, N') left factor; row v, column r of the (N', S + J) right.
+        width = len(self.sellers) + count
+        self.left_at = pr[multi_pairs] * self.shared_markets + column[pv[multi_pairs]]
+        self.right_at = column[pv[multi_pairs]] * width + pr[multi_pairs]
+
+    @property
+    def er(self) -> np.ndarray:
+        """(P, S) one-hot origin of each pair."""
+        er = np.zeros((len(self.pr), len(self.sellers)))
+        er[np.arange(len(self.pr)), self.pr] = 1.0
+        return er
 
     BATCH_FIELDS = (
         "guarantee", "stock", "capacity", "sigma", "eta", "supply_elasticity", "cutoff",
@@ -168,6 +198,8 @@ def stock_purchases(demand: np.ndarray, stock: np.ndarray) -> tuple[np.ndarray, 
     stop entirely and origins selling there keep a defined price, and the derivative has
     no jump for Newton to cycle on (a hard max(D − S, 0) does both). Without a release
     c = D exactly."""
+    if not stock.any():
+        return demand, np.ones_like(demand)
     has_stock = (stock > 0) & (demand > 0)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         ratio_s = np.where(has_stock, stock / (STOCK_COVER * demand), 1.0)
@@ -219,6 +251,13 @@ class State:
         parts.update({name: getattr(self, name)[rows] for name in self.JACOBIAN_PARTS})
         return State(**parts)
 
+    def rows(self, rows: np.ndarray) -> State:
+        """The scenarios `rows`, every field."""
+        parts = {
+            name: None if value is None else value[rows] for name, value in self.__dict__.items()
+        }
+        return State(**parts)
+
     @property
     def landed(self) -> np.ndarray:
         """(B, P) landed prices p (exponentiated when asked: the solver works in logs)."""
@@ -249,6 +288,11 @@ def _cell_sums(
     return out.reshape(shape)
 
 
+def _by_origin(pb: Problem, values: np.ndarray, reduce: np.ufunc = np.add) -> np.ndarray:
+    """(B, P) pair values reduced over each selling origin's pairs → (B, S)."""
+    return reduce.reduceat(values[:, pb.by_origin], pb.origin_starts, axis=1)
+
+
 def _by_market(pb: Problem, values: np.ndarray, reduce: np.ufunc, empty: float) -> np.ndarray:
     """(B, P) pair values reduced over each market's pairs → (B, N)."""
     out = np.full((values.shape[0], pb.q0.shape[0]), empty)
@@ -269,11 +313,18 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
     sigma_p = pb.sigma[:, pv]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         terms = np.where(live, pb.log_theta + (1.0 - sigma_p) * log_p, -np.inf)
-        top = _by_market(pb, terms, np.maximum, -np.inf)
-        top = np.where(np.isfinite(top), top, 0.0)
-        scaled = np.exp(terms - top[:, pv])
+        # Σ_r θ p^(1−σ) per market, in log space only where the plain sum leaves the float
+        # range (extreme prices): there each market's terms are shifted by their maximum.
+        scaled = np.exp(terms)
         total = _by_market(pb, scaled, np.add, 0.0)
-        log_a = np.log(total) + top
+        log_a = np.log(total)
+        wide = np.flatnonzero((pb.alive & ~((total > 1e-280) & (total < 1e280))).any(axis=1))
+        if len(wide):
+            top = _by_market(pb, terms[wide], np.maximum, -np.inf)
+            top = np.where(np.isfinite(top), top, 0.0)
+            scaled[wide] = np.exp(terms[wide] - top[:, pv])
+            total[wide] = _by_market(pb, scaled[wide], np.add, 0.0)
+            log_a[wide] = np.log(total[wide]) + top
         share = np.where(live, scaled / total[:, pv], 0.0)
         log_composite = np.where(pb.alive, log_a / (1.0 - pb.sigma), np.inf)
         demand_index, demand_slope = composite_demand(log_composite, pb.eta, pb.sigma, pb.cutoff)
@@ -291,7 +342,7 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
     supply = pb.x0 * np.minimum(elastic_supply, pb.capacity)
     # Clearing in logs, log D_r − log X_r: where one side is exponential in z (an origin
     # priced out, a flooded market) the log form stays linear and Newton stays quadratic.
-    demand = np.maximum(flows @ pb.er, 1e-300)
+    demand = np.maximum(_by_origin(pb, flows), 1e-300)
     with np.errstate(divide="ignore"):
         clearing = np.where(pb.active, np.log(demand) - np.log(np.maximum(supply, 1e-300)), z)
 
@@ -331,60 +382,60 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
 
 
 def jacobian_at(problem: Problem, state: State) -> np.ndarray:
-    """The analytic (generalised) Jacobian of the residuals at `state`, (B, S + J, S + J)."""
+    """The analytic (generalised) Jacobian of the residuals at `state`, (B, S + J, S + J).
+
+    Every product over markets is one batched matrix product L @ R: the rows of L are the
+    origins' clearing rows, (σ_v + κ_v) q_rv / D_r, and the quota rows, the same summed over
+    each constraint's pairs and scaled by −∂φ/∂slack / Σ q0; the columns of R are the
+    shares s g of each origin and of each constraint on every market. The own-price and
+    supply terms are then added on the diagonal blocks.
+    """
     pb = problem
-    pr, pv = pb.pr, pb.pv
+    pr = pb.pr
     batch, size = state.demand.shape
-    markets = pb.q0.shape[0]
-    flows, share_g, kappa, demand = state.flows, state.share_g, state.kappa, state.demand
-    u, slack, radius = state.u, state.slack, state.radius
-    quota_on = np.isfinite(pb.quota_fraction)
-    quota_base = np.where(pb.quota_base > 0, pb.quota_base, 1.0)
-    sigma_p = pb.sigma[:, pv]
-    passes = state.passes
-    weight = flows * (pb.sigma + kappa)[:, pv]
-    own = sigma_p * flows * passes
-    # (B, S, N) weights and (B, N, S) shares, both contiguous for the batched products;
-    # filled through flat pair positions (one fancy index instead of three).
-    weight_matrix = np.zeros((batch, size * markets))
-    weight_matrix[:, pr * markets + pv] = weight
-    weight_matrix = weight_matrix.reshape(batch, size, markets)
-    share_t = np.zeros((batch, markets * size))
-    share_t[:, pv * size + pr] = share_g
-    share_t = share_t.reshape(batch, markets, size)
-    # Dense batched product: on these sizes it beats summing the Σ_v k_v² pair products
-    # (gathers over scattered pairs are memory-bound; measured 6.7 vs 15 ms for 64 scenarios).
-    jzz = weight_matrix @ share_t
-    diag = np.arange(size)
-    jzz[:, diag, diag] -= own @ pb.er
-    jzz /= demand[:, :, None]
-    jzz[:, diag, diag] -= pb.supply_elasticity * state.elastic
-    count = u.shape[1]
-    if not count:
-        jac = jzz
-    else:
-        jac = np.zeros((batch, size + count, size + count))
-        jac[:, :size, :size] = jzz
+    markets = pb.shared_markets
+    count = state.u.shape[1]
+    width = size + count
+    flows, share_g, demand = state.flows, state.share_g, state.demand
+    sk = pb.sigma + state.kappa  # (B, N)
+    weight = flows * sk[:, pb.pv]  # (B, P) (σ_v + κ_v) q_rv
+    own = pb.sigma[:, pb.pv] * flows * state.passes  # (B, P) σ_v q_rv g_rv
+    inverse = 1.0 / demand
+    mp, sp = pb.multi_pairs, pb.single_pairs
+    left = np.zeros((batch, width * markets))
+    left[:, pb.left_at] = (weight * inverse[:, pr])[:, mp]
+    right = np.zeros((batch, markets * width))
+    right[:, pb.right_at] = share_g[:, mp]
+    left = left.reshape(batch, width, markets)
+    right = right.reshape(batch, markets, width)
     if count:
+        u, slack, radius = state.u, state.slack, state.radius
+        quota_on = np.isfinite(pb.quota_fraction)
+        quota_base = np.where(pb.quota_base > 0, pb.quota_base, 1.0)
         qp = pb.quota_pairs
-        sg_p, own_p, q_p = share_g[:, qp], own[:, qp], flows[:, qp]
-        jv, sj = (batch, count, markets), (batch, size, count)
-        spread = _cell_sums(sg_p, pb.jv_cells, jv)  # (B, J, N): Σ_(rv∈j) s g on market v
-        own_sj = _cell_sums(own_p, pb.sj_cells, sj)  # (B, S, J): Σ_(rv∈j) σ q g of origin r
-        jzu = -own_sj + weight_matrix @ spread.transpose(0, 2, 1)
-        jac[:, :size, size:] = jzu / demand[:, :, None]
-        mq = _cell_sums(q_p, pb.jv_cells, jv) * (pb.sigma + kappa)[:, None, :]
-        duse_dz = -own_sj.transpose(0, 2, 1) + mq @ share_t
-        duse_du = mq @ spread.transpose(0, 2, 1)
-        duse_du[:, np.arange(count), np.arange(count)] -= own_p @ pb.ej
-        duse_dz /= quota_base[:, None]
-        duse_du /= quota_base[:, None]
         # φ(u, slack): ∂φ/∂u = 1 − u/ρ, ∂φ/∂slack = 1 − slack/ρ, and ∂slack = −∂use.
-        d_slack = np.where(quota_on, 1.0 - slack / radius, 0.0)
+        scale = -np.where(quota_on, 1.0 - slack / radius, 0.0) / quota_base  # (B, J)
+        shape = (batch, count, markets)
+        on = qp[pb.jv_pairs]
+        left[:, size:] = _cell_sums(weight[:, on], pb.jv_cells, shape) * scale[:, :, None]
+        right[:, :, size:] = _cell_sums(share_g[:, on], pb.jv_cells, shape).transpose(0, 2, 1)
+    jac = left @ right
+    # A market with one supplier r: w s / D_r on the diagonal (and on r's quota cells).
+    alone = weight[:, sp] * share_g[:, sp]
+    diag = np.arange(size)
+    jac[:, diag, diag] += (
+        _cell_sums(alone, pb.single_cells, (batch, size)) - _by_origin(pb, own)
+    ) * inverse - pb.supply_elasticity * state.elastic
+    if count:
+        # Σ_(rv∈j) σ q g of origin r: the own-price part of the quota rows and columns.
+        own_sj = _cell_sums(own[:, qp], pb.sj_cells, (batch, size, count))
+        sq = qp[pb.single_quota]
+        own_sj -= _cell_sums(weight[:, sq] * share_g[:, sq], pb.single_sj_cells, own_sj.shape)
+        jac[:, :size, size:] -= own_sj * inverse[:, :, None]
+        jac[:, size:, :size] -= scale[:, :, None] * own_sj.transpose(0, 2, 1)
+        quotas = size + np.arange(count)
         d_u = np.where(quota_on, 1.0 - u / radius, 1.0)
-        jac[:, size:, :size] = -d_slack[:, :, None] * duse_dz
-        jac[:, size:, size:] = -d_slack[:, :, None] * duse_du
-        jac[:, size + np.arange(count), size + np.arange(count)] += d_u
+        jac[:, quotas, quotas] += d_u - scale * own_sj.sum(axis=1)
     inactive = ~pb.active
     if inactive.any():
         rows_b, rows_n = np.nonzero(inactive)
@@ -426,84 +477,24 @@ def solve(
     """Solve every scenario of the batch; raise SolverError naming any that fails.
 
     `start` = (z, u), (B, S) log world prices of the selling origins and (B, J) log quota
-    wedges to start Newton from (default: the base point, all zeros)."""
+    wedges to start Newton from (default: the base point, all zeros).
+
+    Newton works on the scenarios still unsolved only: a scenario that converges (or stalls)
+    leaves the working batch with its final state, so each step evaluates, differentiates
+    and factorises only what is left, and nothing is copied back and forth per step."""
     batch, size = problem.guarantee.shape  # origins that sell
     count = problem.quota_fraction.shape[1]
     z = np.zeros((batch, size)) if start is None else np.array(start[0], dtype=float)
     u = np.zeros((batch, count)) if start is None else np.array(start[1], dtype=float)
     iterations = np.zeros(batch, dtype=int)
+    stalled = np.zeros(batch, bool)
     # Residuals first; the Jacobian only where a step is still to be taken (in an ensemble
     # most draws restrict nothing and are solved at the start).
     state = evaluate(problem, z, u, jacobian=False)
     norm = np.abs(state.residual).max(axis=1, initial=0.0)
-    state.jacobian = np.zeros((batch, size + count, size + count))
-    current = np.zeros(batch, bool)  # the scenario's Jacobian is the one at its current point
-
-    def refresh(rows: np.ndarray) -> None:
-        if len(rows):
-            sub = problem.take(rows) if len(rows) < batch else problem
-            state.jacobian[rows] = jacobian_at(sub, state.take(rows))
-            current[rows] = True
-
-    refresh(np.flatnonzero(~(norm < tolerance)))
-    stalled = np.zeros(batch, bool)
-    for _ in range(max_iterations):
-        todo = np.flatnonzero(~(norm < tolerance) & ~stalled)
-        if not len(todo):
-            break
-        sub = problem.take(todo) if len(todo) < batch else problem
-        jac = state.jacobian[todo]
-        res = state.residual[todo]
-        step = _newton_step(jac, res)
-        biggest = np.abs(step).max(axis=1, initial=0.0)
-        clip = np.minimum(1.0, MAX_LOG_STEP / np.maximum(biggest, 1e-300))
-        step *= clip[:, None]
-        merit = 0.5 * (res**2).sum(axis=1)
-        length = np.ones(len(todo))
-        accepted = np.zeros(len(todo), bool)
-        z_new, u_new = z[todo].copy(), u[todo].copy()
-        first_trial = None
-        for attempt in range(40):
-            # The full step for all, then shorter ones only for the scenarios still refused.
-            idx = np.flatnonzero(~accepted)
-            at = todo[idx]
-            z_try = np.clip(
-                z[at] + length[idx, None] * step[idx, :size], -LOG_PRICE_BOUND, LOG_PRICE_BOUND
-            )
-            u_try = np.clip(u[at] + length[idx, None] * step[idx, size:], -5.0, LOG_PRICE_BOUND)
-            trial = evaluate(sub if attempt == 0 else sub.take(idx), z_try, u_try, False)
-            if attempt == 0:
-                first_trial = trial
-            trial_merit = 0.5 * (trial.residual**2).sum(axis=1)
-            # Armijo: the merit must fall by a fraction of the decrease the (clipped) Newton
-            # step predicts, 2 · clip · length · merit.
-            good = trial_merit <= (1.0 - 2e-4 * clip[idx] * length[idx]) * merit[idx]
-            z_new[idx[good]], u_new[idx[good]] = z_try[good], u_try[good]
-            accepted[idx[good]] = True
-            if accepted.all():
-                break
-            length[~accepted] *= 0.5
-        # Where no step length decreases the merit take the smallest tried: a semismooth
-        # kink can stall the line search while the full step is still the right direction.
-        if not accepted.all():
-            z_new[idx[~good]], u_new[idx[~good]] = z_try[~good], u_try[~good]
-        stalled[todo] = ~accepted & (norm[todo] < STALL_TOLERANCE) & current[todo]
-        full_step = accepted & (length == 1.0)
-        z[todo], u[todo] = z_new, u_new
-        iterations[todo] += 1
-        _store(state, first_trial, todo[full_step], np.flatnonzero(full_step))
-        rest = np.flatnonzero(~full_step)
-        if len(rest):
-            fresh = evaluate(sub.take(rest), z[todo[rest]], u[todo[rest]], jacobian=False)
-            _store(state, fresh, todo[rest], np.arange(len(rest)))
-        before, norm[todo] = norm[todo], np.abs(state.residual[todo]).max(axis=1, initial=0.0)
-        # Shamanskii's variant of Newton: where a full step with a current Jacobian cut the
-        # residual tenfold (the quadratic region), the next step reuses that Jacobian; the one
-        # after takes a new one. A step with a reused Jacobian that falls short is followed
-        # by a new Jacobian, and only a current one can declare a stall.
-        reuse = full_step & current[todo] & (norm[todo] <= 0.1 * before)
-        current[todo] = False
-        refresh(todo[~reuse & ~(norm[todo] < tolerance)])
+    rows = np.flatnonzero(~(norm < tolerance))  # the working batch, as rows of the problem
+    if len(rows):
+        _newton(problem, state, z, u, norm, iterations, stalled, rows, tolerance, max_iterations)
     failed = np.flatnonzero(~(norm < tolerance) & ~(stalled & (norm < STALL_TOLERANCE)))
     if len(failed):
         first = failed[0]
@@ -514,6 +505,104 @@ def solve(
             + (f"; {len(failed)} scenarios failed)" if len(failed) > 1 else ")")
         )
     return Solution(problem=problem, z=z, u=u, state=state, iterations=iterations, residual=norm)
+
+
+def _newton(
+    problem: Problem,
+    state: State,
+    z: np.ndarray,
+    u: np.ndarray,
+    norm: np.ndarray,
+    iterations: np.ndarray,
+    stalled: np.ndarray,
+    rows: np.ndarray,
+    tolerance: float,
+    max_iterations: int,
+) -> None:
+    """Semismooth Newton on the scenarios `rows`; writes their final z, u, state, norm,
+    iteration count and stall flag into the batch's arrays."""
+    size = z.shape[1]
+    whole = len(rows) == problem.batch
+    sub = problem if whole else problem.take(rows)
+    work = state if whole else state.rows(rows)
+    wz, wu, wnorm = z[rows], u[rows], norm[rows]
+    done_iterations = np.zeros(len(rows), dtype=int)
+    jac = jacobian_at(sub, work)
+    current = np.ones(len(rows), bool)  # the Jacobian is the one at the current point
+    for _ in range(max_iterations):
+        step = _newton_step(jac, work.residual)
+        biggest = np.abs(step).max(axis=1, initial=0.0)
+        clip = np.minimum(1.0, MAX_LOG_STEP / np.maximum(biggest, 1e-300))
+        step *= clip[:, None]
+        merit = 0.5 * (work.residual**2).sum(axis=1)
+        length = np.ones(len(rows))
+        z_new = np.clip(wz + step[:, :size], -LOG_PRICE_BOUND, LOG_PRICE_BOUND)
+        u_new = np.clip(wu + step[:, size:], -5.0, LOG_PRICE_BOUND)
+        # The full step for all, then shorter ones only for the scenarios still refused; the
+        # state at each accepted point is kept (no evaluation after the line search).
+        fresh = evaluate(sub, z_new, u_new, False)
+        trial_merit = 0.5 * (fresh.residual**2).sum(axis=1)
+        # Armijo: the merit must fall by a fraction of the decrease the (clipped) Newton
+        # step predicts, 2 · clip · length · merit.
+        accepted = trial_merit <= (1.0 - 2e-4 * clip) * merit
+        refused = np.flatnonzero(~accepted)
+        for _attempt in range(39):
+            if not len(refused):
+                break
+            length[refused] *= 0.5
+            z_try = np.clip(
+                wz[refused] + length[refused, None] * step[refused, :size],
+                -LOG_PRICE_BOUND,
+                LOG_PRICE_BOUND,
+            )
+            u_try = np.clip(
+                wu[refused] + length[refused, None] * step[refused, size:], -5.0, LOG_PRICE_BOUND
+            )
+            trial = evaluate(sub.take(refused), z_try, u_try, False)
+            trial_merit = 0.5 * (trial.residual**2).sum(axis=1)
+            good = trial_merit <= (1.0 - 2e-4 * clip[refused] * length[refused]) * merit[refused]
+            # Where no step length decreases the merit take the smallest tried: a semismooth
+            # kink can stall the line search while the full step is still the right direction.
+            keep = np.flatnonzero(good) if _attempt < 38 else np.arange(len(refused))
+            z_new[refused[keep]], u_new[refused[keep]] = z_try[keep], u_try[keep]
+            _store(fresh, trial, refused[keep], keep)
+            accepted[refused[good]] = True
+            refused = refused[~good]
+        stall = ~accepted & (wnorm < STALL_TOLERANCE) & current
+        full_step = accepted & (length == 1.0)
+        wz, wu, work = z_new, u_new, fresh
+        done_iterations += 1
+        before, wnorm = wnorm, np.abs(work.residual).max(axis=1, initial=0.0)
+        # Shamanskii's variant of Newton: where a full step with a current Jacobian cut the
+        # residual tenfold (the quadratic region), the next step reuses that Jacobian; the one
+        # after takes a new one. A step with a reused Jacobian that falls short is followed
+        # by a new Jacobian, and only a current one can declare a stall.
+        reuse = full_step & current & (wnorm <= 0.1 * before)
+        finished = (wnorm < tolerance) | stall
+        last = _ == max_iterations - 1
+        if finished.any() or last:
+            out = np.arange(len(rows)) if last else np.flatnonzero(finished)
+            at = rows[out]
+            z[at], u[at], norm[at] = wz[out], wu[out], wnorm[out]
+            iterations[at] += done_iterations[out]
+            stalled[at] = stall[out]
+            _store(state, work, at, out)
+            if last or finished.all():
+                return
+            # What is left: the next step needs only the residuals and what a Jacobian is
+            # made of (a finished scenario's full state went to `state` above).
+            keep = np.flatnonzero(~finished)
+            residual = work.residual[keep]
+            rows, sub, work = rows[keep], sub.take(keep), work.take(keep)
+            work.residual = residual
+            wz, wu, wnorm, jac = wz[keep], wu[keep], wnorm[keep], jac[keep]
+            done_iterations, reuse = done_iterations[keep], reuse[keep]
+        current = ~reuse
+        renew = np.flatnonzero(current)
+        if len(renew) == len(rows):
+            jac = jacobian_at(sub, work)
+        elif len(renew):
+            jac[renew] = jacobian_at(sub.take(renew), work.take(renew))
 
 
 def _store(state: State, fresh: State, rows: np.ndarray, source: np.ndarray) -> None:

@@ -9,8 +9,15 @@ on one core, on several, or on a Dask cluster (`distributed`).
 Fast by grouping: draws are ordered by their restriction pattern (which suppliers ban,
 which set a quota) so that a chunk holds alike draws, and each pattern is first solved
 once at the central elasticities and quota fraction; its draws start Newton from that
-solution (about four iterations instead of six). Draws that restrict nothing are solved
-at the base point with one evaluation.
+solution (about four iterations instead of six). Draws that restrict nothing are the
+base point itself when the study's own policies leave it a solution (no solve at all);
+otherwise they are solved like the others.
+
+The world price index of a draw is the project's one definition
+(`market.indices.world_price_index`): what consumers pay, base-consumption weighted, over
+the markets outside the restricting exporters — those of the study and the suppliers that
+restrict in that draw. (Before issue 16 the ensemble kept its own sales-weighted mean of
+origins' world prices, which a ban in the largest supplier's home market pulled down.)
 """
 
 from __future__ import annotations
@@ -26,8 +33,10 @@ from threadpoolctl import threadpool_limits
 
 from critmin.errors import InputError
 from critmin.market import Calibration, Parameters, Quota, Scenario
+from critmin.market.indices import restricting_exporters, world_price_index
 from critmin.market.policies import PolicyArrays, compile_scenario
 from critmin.market.solver import Problem, solve
+from critmin.market.welfare import price_for_demand
 from critmin.scenarios.execution import roomy_allocator
 from critmin.scenarios.hazard import HazardModel
 
@@ -110,7 +119,12 @@ def solve_chunk(
     """Solve one chunk of draws (a pure function of its arguments: runs on any worker).
     `stock` (rows × N, base-price kUSD) replaces the policy's stockpile releases; `start`
     (z, u) is where Newton starts (see `solver.solve`); `unknowns` adds the solution's z
-    and u to the output."""
+    and u to the output.
+
+    Outputs per draw and market: `consumed` (composite consumption / base), `composite`
+    (the import composite price P_v, inf where cut off) and `price` (what consumers pay:
+    P_v, or where a release exceeds what they buy at P_v the lower price that clears it,
+    as in `MarketResult`)."""
     count, size = len(banned), cal.size
     is_open = np.repeat(policy.open[None], count, axis=0)
     for k, row in enumerate(rows):
@@ -119,6 +133,16 @@ def solve_chunk(
             is_open[np.ix_(hit, [row], targets[targets != row])] = False
     fractions = np.repeat(policy.quota_fraction[None], count, axis=0)
     fractions[:, offset : offset + len(rows)] = fraction
+    # Quotas that no draw of the chunk sets are left out of the system: their wedge is 0
+    # and they would only add identity rows to every Jacobian and factorisation.
+    quota_id, on = policy.quota_id, np.isfinite(fractions).any(axis=0)
+    if not on.all():
+        keep = np.flatnonzero(on)
+        remap = np.full(len(on) + 1, -1)  # remap[-1] = -1: pairs without a quota
+        remap[keep] = np.arange(len(keep))
+        quota_id, fractions = remap[quota_id], fractions[:, keep]
+        if start is not None:
+            start = (start[0], start[1][:, keep])
 
     def spread(vector: np.ndarray) -> np.ndarray:
         return np.broadcast_to(vector, (count, size))
@@ -135,23 +159,54 @@ def solve_chunk(
         eta=params.demand_elasticity * multipliers[:, 1:2],
         supply_elasticity=params.supply_elasticity * multipliers[:, 2:3],
         cutoff=spread(params.cutoff_price),
-        quota_id=policy.quota_id,
+        quota_id=quota_id,
         quota_fraction=fractions,
     )
     solution = solve(problem, start=start)
     state = solution.state
-    extra = {"z": solution.z, "u": solution.u} if unknowns else {}
+    extra = {}
+    if unknowns:
+        u = np.zeros((count, len(on)))
+        u[:, on] = solution.u
+        extra = {"z": solution.z, "u": u}
+    # Consumption: demand at the composite price, or the release where that is larger
+    # (the surplus is sold at the lower price that clears it; see market/result.py).
+    demand = np.where(problem.alive, state.demand_index, 0.0)
+    consumed = np.maximum(demand, problem.stock_ratio)
+    composite = np.where(problem.alive, state.composite, np.inf)
+    price = composite
+    flooded = problem.stock_ratio > demand
+    if flooded.any():
+        with np.errstate(divide="ignore", over="ignore"):
+            clearing = price_for_demand(
+                np.maximum(problem.stock_ratio, 1e-300), problem.eta, problem.sigma, problem.cutoff
+            )
+        price = np.where(flooded, clearing, composite)
     return {
         **extra,
-        # Consumption: demand at the composite price, or the release where that is larger
-        # (the surplus is sold at the lower price that clears it; see market/result.py).
-        "consumed": np.maximum(
-            np.where(problem.alive, state.demand_index, 0.0), problem.stock_ratio
-        ),
-        "world_price": state.world_price,
+        "consumed": consumed,
         "composite": state.composite,
+        "price": price,
         "iterations": solution.iterations,
     }
+
+
+def base_solves(cal: Calibration, policy: PolicyArrays, params: Parameters, offset: int) -> bool:
+    """True where the base point (every price 1, no quota rent) solves the market under
+    `policy` with its candidate quotas inactive, whatever the elasticities: no tariff, tax,
+    closed base flow, binding floor, guarantee or capacity, release or binding quota, and
+    no market choked at the base price."""
+    fractions = policy.quota_fraction[:offset]  # the study's quotas (candidates follow)
+    return bool(
+        np.all(policy.tariff * policy.export_tax == 1.0)
+        and np.all(policy.open[cal.value_kusd > 0])
+        and np.all(policy.floor <= 1.0)
+        and np.all(policy.guarantee <= 1.0)
+        and np.all(policy.capacity >= 1.0)
+        and not np.any(policy.stock)
+        and np.all(~np.isfinite(fractions) | (fractions >= 1.0))
+        and np.all(params.cutoff_price >= 1.0)
+    )
 
 
 @dataclass
@@ -292,34 +347,65 @@ def run_ensemble(
     target_cols = np.flatnonzero(target_mask)
     shared = (cal, policy, params, rows, target_cols, offset)
     order, start_z, start_u = start_points(shared, hazard, banned, fraction, multipliers)
+    # Draws without an event are the base itself where the study sets no policy that moves
+    # it: no solve (the numbers it would give are 1 to rounding).
+    calm = ~event[order].any(axis=1) & base_solves(cal, policy, params, offset)
+    solved = np.flatnonzero(~calm)  # positions in `order`
+    at = [solved[s : s + CHUNK] for s in range(0, len(solved), CHUNK)]
+    parts = [order[a] for a in at]  # the draws of each chunk
     chunks = [
-        (
-            banned[part],
-            fraction[part],
-            multipliers[part],
-            None,
-            (start_z[s : s + CHUNK], start_u[s : s + CHUNK]),
-        )
-        for s in range(0, int(draws), CHUNK)
-        for part in [order[s : s + CHUNK]]
+        (banned[p], fraction[p], multipliers[p], None, (start_z[a], start_u[a]))
+        for a, p in zip(at, parts, strict=True)
     ]
+    if progress and calm.any():
+        progress(int(calm.sum()))
     outputs = (executor or _in_process)(solve_chunk, shared, chunks, progress)
-    back = np.argsort(order)  # chunk order → draw order
-
-    def gather(name: str) -> np.ndarray:
-        return np.concatenate([o[name] for o in outputs])[back]
-
-    consumed, world = gather("consumed"), gather("world_price")
-    sales = cal.sales_kusd()
+    study = restricting_exporters(scenario)
+    base = order[calm]
+    alive = (policy.open & (cal.value_kusd > 0)).any(axis=0)
+    consumed = np.empty((len(order), cal.size))
+    consumed[base] = np.where(alive, 1.0, 0.0)
+    iterations = np.zeros(len(order), dtype=int)
+    prices = np.empty(len(order))
+    if len(base):
+        still = np.where(alive, 1.0, np.inf)[None]
+        prices[base] = world_index(cal, params, still, event[base[:1]], suppliers, study)[0]
+    for part, out in zip(parts, outputs, strict=True):
+        consumed[part], iterations[part] = out["consumed"], out["iterations"]
+        prices[part] = world_index(cal, params, out["price"], event[part], suppliers, study)
     return EnsembleResult(
         calibration=cal,
         draws=Draws(tuple(suppliers), probabilities, event, banned, fraction, multipliers),
         bloc=bloc,
         shortfall_t=cal.absorption_t() * (1.0 - consumed),
-        world_price_index=(world * sales).sum(axis=1) / sales.sum(),
-        iterations=gather("iterations"),
+        world_price_index=prices,
+        iterations=iterations,
         seed=int(seed),
     )
+
+
+def world_index(
+    cal: Calibration,
+    params: Parameters,
+    price: np.ndarray,
+    events: np.ndarray,
+    suppliers: Sequence[str],
+    study: Sequence[str],
+) -> np.ndarray:
+    """The world price index (`indices.world_price_index`, the one definition every result
+    uses) of each draw: `price` (B, N) what consumers pay; the markets left out are those
+    of the study's restricting exporters `study` and of the suppliers restricting in the
+    draw (`events` (B, K) over `suppliers`)."""
+    out = np.empty(len(price))
+    sets, which = np.unique(events, axis=0, return_inverse=True)
+    which = which.ravel()
+    for k, hit in enumerate(sets):
+        draws = which == k
+        restricting = (*study, *(s for s, h in zip(suppliers, hit, strict=True) if h))
+        out[draws] = world_price_index(
+            cal.absorption_kusd(), price[draws], params.cutoff_price, cal.countries, restricting
+        )
+    return out
 
 
 def start_points(
@@ -343,7 +429,15 @@ def start_points(
     """
     cal, policy, _, rows, _, _ = shared
     code = np.concatenate([banned, np.isfinite(fraction)], axis=1)
-    patterns, which, counts = np.unique(code, axis=0, return_inverse=True, return_counts=True)
+    if code.shape[1] < 63:  # patterns as integers, first column the highest bit: a 1-D
+        # unique in the same (lexicographic) order as a unique over rows, much faster
+        bits = 1 << np.arange(code.shape[1] - 1, -1, -1, dtype=np.int64)
+        _, first, which, counts = np.unique(
+            code.astype(np.int64) @ bits, return_index=True, return_inverse=True, return_counts=True
+        )
+        patterns = code[first]
+    else:
+        patterns, which, counts = np.unique(code, axis=0, return_inverse=True, return_counts=True)
     which = which.ravel()
     order = np.argsort(which, kind="stable")
     size = len(rows)
