@@ -221,3 +221,26 @@ def test_active_commitments_change_the_ban_and_controls_are_listed(brief):
     rows = _secured([record], BLOC, countries_of(BLOC), data["ban"], YEAR, dt.date(2026, 6, 1))
     assert [r["commodity"] for r in rows] == ["graphite"]
     assert rows[0]["shortfall_pct_secured"] < rows[0]["shortfall_pct"]
+
+
+def test_the_ban_and_zone_sections_at_a_named_stage(tmp_path):
+    """`critmin brief --stage mine`: the market sections at that stage, and a mineral China
+    sells none of at that stage (rare-earth ore: China imports it) not modelled, not zero."""
+    from critmin.report import write_brief
+    from critmin.scenarios.briefing import briefing
+
+    data = briefing("JPN", ["graphite", "rare_earths"], 2024, stage="mine")
+    assert {m: b["stage"] for m, b in data["ban"].items()} == {"graphite": "mine"}
+    assert data["untraded"] == ["rare_earths"]
+    assert {z["stage"] for z in data["zone"]["graphite"].values()} == {"mine"}
+    html = write_brief(data, tmp_path / "mine.html").read_text(encoding="utf-8")
+    assert "model the mine stage of every mineral" in html
+
+
+def test_cli_refuses_an_unknown_stage(isolated_user_data, tmp_path):
+    done = critmin(
+        "brief", "--stage", "smelted", "--out", str(tmp_path / "b.html"),
+        data_dir=isolated_user_data,
+    )  # fmt: skip
+    assert done.returncode == 2 and "--stage 'smelted': give mine, refined or product" in done.stderr
+    assert not (tmp_path / "b.html").exists()

@@ -23,6 +23,12 @@ def brief(
     year: int | None = typer.Option(None, help="Base year (default: latest with data)."),
     today: str | None = typer.Option(None, help="Date for deadlines (YYYY-MM-DD)."),
     out: Path = typer.Option(Path("brief.html"), "--out", help="HTML file to write."),
+    stage: str | None = typer.Option(
+        None,
+        "--stage",
+        help="Stage of the ban and zone sections: mine, refined or product (default: each "
+        "mineral's market stage).",
+    ),
 ) -> None:
     """Write the briefing: executive summary and options, dependence by stage, risk, a
     Chinese ban, the zone, stockpile and the bloc's agreements."""
@@ -38,10 +44,12 @@ def brief(
         reference = dt.date.fromisoformat(today) if today else None
     except ValueError:
         raise InputError(f"--today {today!r} is not YYYY-MM-DD") from None
+    if stage is not None and stage not in ("mine", "refined", "product"):
+        raise InputError(f"--stage {stage!r}: give mine, refined or product")
     if out.is_dir():  # say so now, not after a minute of work
         raise InputError(f"--out {out} is a folder; give a file name such as {out}/brief.html")
     with stages(len(STAGES) + 1, "brief") as advance:
-        data = briefing(bloc, ids, year, reference, progress=advance)
+        data = briefing(bloc, ids, year, reference, progress=advance, stage=stage)
         path = write_brief(data, out)
         advance("written")
     console.print(f"brief written: {path.resolve()}")

@@ -75,8 +75,11 @@ def briefing(
     year: int | None = None,
     today: dt.date | None = None,
     progress: Callable[[str], None] | None = None,
+    stage: str | None = None,
 ) -> dict[str, Any]:
-    """All figures of the brief for `bloc` (group or list) and `minerals` in `year`."""
+    """All figures of the brief for `bloc` (group or list) and `minerals` in `year`; the ban
+    and zone sections at `stage` (mine, refined, product; default: each mineral's market
+    stage, `critmin.market.chain`). A mineral without that stage is listed as not modelled."""
     step = progress or (lambda stage: None)
     year = resolve_year(year)
     known = {c.id for c in all_commodities()}
@@ -98,6 +101,7 @@ def briefing(
         "untraded": untraded,
         "risk_covered": risk_covered,
         "floor": FLOOR,
+        "market_stage": stage,
     }
 
     step("dependence")
@@ -155,7 +159,7 @@ def briefing(
     out["ban"] = {}
     for mineral in minerals:
         try:
-            result = shock("CHN", mineral, ban=True, targets=bloc, year=year)
+            result = shock("CHN", mineral, ban=True, targets=bloc, year=year, stage=stage)
         except CritminError:  # no market for it (no trade at its stage, no supplier flow)
             untraded.append(mineral)
             continue
@@ -184,7 +188,9 @@ def briefing(
     step("preferential zone")
     out["zone"] = {}
     for mechanism in ("tariff", "guarantee") if traded else ():
-        results = zone(bloc, dict.fromkeys(traded, FLOOR), mechanism=mechanism, year=year)
+        results = zone(
+            bloc, dict.fromkeys(traded, FLOOR), mechanism=mechanism, year=year, stage=stage
+        )
         for mineral, result in results.items():
             s = result.summary
             prices = result.prices
