@@ -242,5 +242,7 @@ def test_cli_refuses_an_unknown_stage(isolated_user_data, tmp_path):
         "brief", "--stage", "smelted", "--out", str(tmp_path / "b.html"),
         data_dir=isolated_user_data,
     )  # fmt: skip
-    assert done.returncode == 2 and "--stage 'smelted': give mine, refined or product" in done.stderr
+    assert (
+        done.returncode == 2 and "--stage 'smelted': give mine, refined or product" in done.stderr
+    )
     assert not (tmp_path / "b.html").exists()
