@@ -495,6 +495,7 @@ def solve(
     rows = np.flatnonzero(~(norm < tolerance))  # the working batch, as rows of the problem
     if len(rows):
         _newton(problem, state, z, u, norm, iterations, stalled, rows, tolerance, max_iterations)
+    norm = np.minimum(norm, _corner_norm(z, state.residual))
     failed = np.flatnonzero(~(norm < tolerance) & ~(stalled & (norm < STALL_TOLERANCE)))
     if len(failed):
         first = failed[0]
@@ -505,6 +506,26 @@ def solve(
             + (f"; {len(failed)} scenarios failed)" if len(failed) > 1 else ")")
         )
     return Solution(problem=problem, z=z, u=u, state=state, iterations=iterations, residual=norm)
+
+
+def _at_bound(z: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """(B, S) sellers at a corner: the price driven to the lower bound e^−600 (zero, as far
+    as a price can be) with supply still above demand there (residual < 0). Market clearing
+    is then the complementarity z ≥ −B, r ≤ 0, (z + B)·r = 0 of a mixed complementarity
+    problem (Rutherford 1995, "Extension of GAMS for complementarity problems arising in
+    applied economic analysis", J. Econ. Dyn. Control 19): a seller priced out by a floor
+    many times its own price (σ = 8, a floor 230× its unit value) sells ~e^−33 of its base."""
+    return (z <= -LOG_PRICE_BOUND) & (residual < 0.0)
+
+
+def _corner_norm(z: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """(B,) max |residual| with the sellers at the corner of `_at_bound` counted as cleared;
+    inf for a scenario without such a seller (its norm is the plain one)."""
+    sellers = z.shape[1]
+    corner = _at_bound(z, residual[:, :sellers])
+    rest = residual.copy()
+    rest[:, :sellers][corner] = 0.0
+    return np.where(corner.any(axis=1), np.abs(rest).max(axis=1, initial=0.0), np.inf)
 
 
 def _newton(
@@ -578,7 +599,7 @@ def _newton(
         # after takes a new one. A step with a reused Jacobian that falls short is followed
         # by a new Jacobian, and only a current one can declare a stall.
         reuse = full_step & current & (wnorm <= 0.1 * before)
-        finished = (wnorm < tolerance) | stall
+        finished = (wnorm < tolerance) | stall | (_corner_norm(wz, work.residual) < tolerance)
         last = _ == max_iterations - 1
         if finished.any() or last:
             out = np.arange(len(rows)) if last else np.flatnonzero(finished)
