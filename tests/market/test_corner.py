@@ -29,3 +29,5 @@ def test_a_floor_hundreds_of_times_a_sellers_price_prices_it_out():
     assert prices["CCC"] == pytest.approx(1.0)
     assert result.summary["bloc_self_sufficiency"] == 0.0
     assert LOG_PRICE_BOUND == 600.0
+    assert any("AAA is priced out" in note for note in result.summary["notes"])
+    assert not any("CCC is priced out" in note for note in result.summary["notes"])

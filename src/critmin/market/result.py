@@ -220,7 +220,7 @@ class MarketResult:
             **_zone_figures(cal, scenario, policy, prices, cs, landed, unfloored, totals),
             "iterations": int(solution.iterations[row]),
             "max_residual": float(solution.residual[row]),
-            "notes": [*cal.notes, *policy.notes],
+            "notes": [*cal.notes, *policy.notes, *_priced_out_notes(names, world_price, selling)],
         }
         return cls(
             cal,
@@ -352,3 +352,19 @@ def _bloc_figures(
         out["bloc_supplier_share_base"] = share(base_flows, supplier)
         out["bloc_supplier_share"] = share(flows, supplier)
     return out
+
+
+# A world price this far below base is the solver's lower bound e^-600 (`solver._at_bound`):
+# the seller is priced out, and its index is that corner, not a price anyone quotes.
+PRICED_OUT = 1e-200
+
+
+def _priced_out_notes(names: np.ndarray, world_price: np.ndarray, selling: np.ndarray) -> list[str]:
+    """A note per seller priced out (world price index below PRICED_OUT)."""
+    out = names[(world_price < PRICED_OUT) & np.asarray(selling, bool)]
+    return [
+        f"{code} is priced out: no positive price clears its market (a floor or tariff far above "
+        "its own price), so it sells next to nothing and its price index is ~0 (e^-600, the "
+        "solver's bound), not a quoted price"
+        for code in out
+    ]
