@@ -18,6 +18,7 @@ from critmin.market.indices import (
 )
 from critmin.market.parameters import Parameters
 from critmin.market.policies import PolicyArrays, Scenario
+from critmin.market.solver import LOG_PRICE_BOUND
 from critmin.market.welfare import (
     consumer_surplus_change,
     price_for_demand,
@@ -354,9 +355,9 @@ def _bloc_figures(
     return out
 
 
-# A world price this far below base is the solver's lower bound e^-600 (`solver._at_bound`):
-# the seller is priced out, and its index is that corner, not a price anyone quotes.
-PRICED_OUT = 1e-200
+# A world price at the solver's lower bound (`solver._at_bound`, e^-600 within roundoff): the
+# seller is priced out, and its index is that corner, not a price anyone quotes.
+PRICED_OUT = float(np.exp(1.0 - LOG_PRICE_BOUND))
 
 
 def _priced_out_notes(names: np.ndarray, world_price: np.ndarray, selling: np.ndarray) -> list[str]:

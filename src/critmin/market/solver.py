@@ -136,13 +136,6 @@ class Problem:
         self.left_at = pr[multi_pairs] * self.shared_markets + column[pv[multi_pairs]]
         self.right_at = column[pv[multi_pairs]] * width + pr[multi_pairs]
 
-    @property
-    def er(self) -> np.ndarray:
-        """(P, S) one-hot origin of each pair."""
-        er = np.zeros((len(self.pr), len(self.sellers)))
-        er[np.arange(len(self.pr)), self.pr] = 1.0
-        return er
-
     BATCH_FIELDS = (
         "guarantee", "stock", "capacity", "sigma", "eta", "supply_elasticity", "cutoff",
         "quota_fraction", "log_wedge", "log_floor", "stock_ratio", "alive", "live", "active",
@@ -523,6 +516,8 @@ def _corner_norm(z: np.ndarray, residual: np.ndarray) -> np.ndarray:
     inf for a scenario without such a seller (its norm is the plain one)."""
     sellers = z.shape[1]
     corner = _at_bound(z, residual[:, :sellers])
+    if not corner.any():  # the usual case: no copy of the residuals on every Newton step
+        return np.full(z.shape[0], np.inf)
     rest = residual.copy()
     rest[:, :sellers][corner] = 0.0
     return np.where(corner.any(axis=1), np.abs(rest).max(axis=1, initial=0.0), np.inf)
