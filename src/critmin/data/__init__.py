@@ -1,19 +1,66 @@
-"""The dataset catalog: bundled Parquet tables, importers, commodities, countries and groups."""
+"""The dataset catalog: bundled Parquet tables, importers, commodities, countries and groups.
 
-from critmin.data.catalog import manifests, query, table_source, user_data_dir
-from critmin.data.controls import export_controls
-from critmin.data.groups import Group, load_groups
-from critmin.data.resolve import (
-    Commodity,
-    Country,
-    all_commodities,
-    all_countries,
-    commodity,
-    countries_of,
-    country,
-    group,
-)
-from critmin.data.tables import governance, production, trade
+Names are loaded from their modules on first use (module `__getattr__`), so importing one
+module of this package (`critmin.data.catalog`, say) does not import pandas with the rest:
+the command-line paths that must start quickly read the tables without it.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for type checkers and editors; at run time `__getattr__` loads them
+    from critmin.data.catalog import manifests, query, table_source, user_data_dir
+    from critmin.data.controls import export_controls
+    from critmin.data.groups import Group, load_groups
+    from critmin.data.resolve import (
+        Commodity,
+        Country,
+        all_commodities,
+        all_countries,
+        commodity,
+        countries_of,
+        country,
+        group,
+    )
+    from critmin.data.tables import governance, production, trade
+
+# public name -> the module that defines it
+_LAZY = {
+    "manifests": "critmin.data.catalog",
+    "query": "critmin.data.catalog",
+    "table_source": "critmin.data.catalog",
+    "user_data_dir": "critmin.data.catalog",
+    "export_controls": "critmin.data.controls",
+    "Group": "critmin.data.groups",
+    "load_groups": "critmin.data.groups",
+    "Commodity": "critmin.data.resolve",
+    "Country": "critmin.data.resolve",
+    "all_commodities": "critmin.data.resolve",
+    "all_countries": "critmin.data.resolve",
+    "commodity": "critmin.data.resolve",
+    "countries_of": "critmin.data.resolve",
+    "country": "critmin.data.resolve",
+    "group": "critmin.data.resolve",
+    "governance": "critmin.data.tables",
+    "production": "critmin.data.tables",
+    "trade": "critmin.data.tables",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Load a public name on first use and keep it."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'critmin.data' has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Commodity",

@@ -8,13 +8,17 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 import platformdirs
 
 from critmin.data.manifest import read_manifest
 from critmin.errors import DataError, UnknownNameError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 GROUPS_DIR = Path(__file__).parent / "groups"
@@ -148,6 +152,23 @@ def _close_database() -> None:
             _database.pop().close()
 
 
+def resolved_sql(sql: str) -> str:
+    """`sql` with its table tokens (`{trade}`, `{production}` ...) replaced by the relations
+    that read those tables; only those tokens are substituted, user values go through
+    parameters."""
+    for name in PARQUET_TABLES:
+        token = "{" + name + "}"
+        if token in sql:
+            sql = sql.replace(token, table_source(name).sql())
+    return sql
+
+
+def _failed(exc: duckdb.Error) -> DataError:
+    # DuckDB's message runs to several lines (the query, a caret, hints): the first says it.
+    first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return DataError(f"query failed: {first}")
+
+
 def query(
     sql: str, params: list | None = None, frames: dict[str, pd.DataFrame] | None = None
 ) -> pd.DataFrame:
@@ -157,22 +178,38 @@ def query(
     names pandas DataFrames the query reads as views (registered on this thread's cursor for
     the query only).
     """
-    for name in PARQUET_TABLES:
-        token = "{" + name + "}"
-        if token in sql:
-            sql = sql.replace(token, table_source(name).sql())
+    sql = resolved_sql(sql)
     con = connection()
     try:
         for view, frame in (frames or {}).items():
             con.register(view, frame)
         return con.execute(sql, params or []).df()
     except duckdb.Error as exc:
-        # DuckDB's message runs to several lines (the query, a caret, hints): the first says it.
-        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        raise DataError(f"query failed: {first}") from exc
+        raise _failed(exc) from exc
     finally:
         for view in frames or {}:
             con.unregister(view)
+
+
+def query_arrays(sql: str, params: list | None = None) -> dict[str, np.ndarray]:
+    """Run a DuckDB query into NumPy columns, without pandas (for the command-line paths
+    that must start quickly). Numeric columns with NULLs come back as float with NaN, text
+    as object arrays with None; table tokens as in `query`."""
+    import numpy as np
+
+    try:
+        columns = connection().execute(resolved_sql(sql), params or []).fetchnumpy()
+    except duckdb.Error as exc:
+        raise _failed(exc) from exc
+    plain = {}
+    for name, column in columns.items():
+        if isinstance(column, np.ma.MaskedArray):
+            if column.dtype.kind in "iufb":
+                column = column.astype(float).filled(np.nan)
+            else:
+                column = column.astype(object).filled(None)
+        plain[name] = np.asarray(column)
+    return plain
 
 
 def manifests() -> dict[str, dict]:
@@ -197,6 +234,8 @@ def table_summary() -> pd.DataFrame:
     Rows and years are counted on the effective table (bundled extended by user files), so
     they are true after an import; source and licence come from the manifests.
     """
+    import pandas as pd
+
     entries = manifests()
     rows = []
     for name in PARQUET_TABLES:

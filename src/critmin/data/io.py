@@ -12,12 +12,13 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING
 
 from critmin.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 
 def os_problem(error: OSError) -> str:
@@ -186,6 +187,9 @@ def write_json_atomic(target: Path, payload: object) -> None:
 
 def write_parquet_atomic(target: Path, frame: pd.DataFrame, schema: pa.Schema) -> None:
     """Write `frame` with an explicit Arrow `schema` (zstd, deterministic) atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     # Drop pandas metadata so the file's bytes depend only on the data and the schema.
     table = table.replace_schema_metadata(None)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from critmin.data.io import sha256_file, write_json_atomic
 from critmin.data.schema import table_columns
 from critmin.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1

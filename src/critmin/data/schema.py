@@ -6,20 +6,12 @@ import csv
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 CLASSIFICATIONS_DIR = Path(__file__).parent / "classifications"
-
-_ARROW_TYPES = {
-    "int16": pa.int16(),
-    "int32": pa.int32(),
-    "float64": pa.float64(),
-    "string": pa.string(),
-    "bool": pa.bool_(),
-    "list<string>": pa.list_(pa.string()),
-    "list<int32>": pa.list_(pa.int32()),
-}
 
 
 @dataclass(frozen=True)
@@ -55,5 +47,17 @@ def table_columns(table: str) -> list[Column]:
 
 
 def arrow_schema(table: str) -> pa.Schema:
-    """The Arrow schema of one table."""
-    return pa.schema([(c.name, _ARROW_TYPES[c.type]) for c in table_columns(table)])
+    """The Arrow schema of one table (pyarrow is imported here: reading schemas' names, units
+    and meanings does not need it)."""
+    import pyarrow as pa
+
+    types = {
+        "int16": pa.int16(),
+        "int32": pa.int32(),
+        "float64": pa.float64(),
+        "string": pa.string(),
+        "bool": pa.bool_(),
+        "list<string>": pa.list_(pa.string()),
+        "list<int32>": pa.list_(pa.int32()),
+    }
+    return pa.schema([(c.name, types[c.type]) for c in table_columns(table)])
