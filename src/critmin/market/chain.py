@@ -52,7 +52,16 @@ def _balances(year: int, basis: str):
     return balances(year, basis)
 
 
-def _sheet(year: int):
+def _sheet(year: int) -> pd.DataFrame:
+    """The content balance sheet of `year`, built once per year and dataset: a brief reads
+    it a dozen times (callers filter it and never change it)."""
+    from critmin.data.catalog import dataset_stamp
+
+    return _sheet_of(int(year), dataset_stamp())
+
+
+@functools.lru_cache(maxsize=8)
+def _sheet_of(year: int, _stamp: str) -> pd.DataFrame:
     from critmin.metrics.balances import balance_sheet
 
     return balance_sheet(_balances(year, "content"))
