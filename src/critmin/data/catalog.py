@@ -204,10 +204,10 @@ def query_arrays(sql: str, params: list | None = None) -> dict[str, np.ndarray]:
     plain = {}
     for name, column in columns.items():
         if isinstance(column, np.ma.MaskedArray):
-            if column.dtype.kind in "iufb":
-                column = column.astype(float).filled(np.nan)
-            else:
-                column = column.astype(object).filled(None)
+            missing = np.ma.getmaskarray(column)
+            numeric = column.dtype.kind in "iufb"
+            column = np.array(column.data, dtype=float if numeric else object)
+            column[missing] = np.nan if numeric else None
         plain[name] = np.asarray(column)
     return plain
 
