@@ -7,15 +7,17 @@ import contextlib
 import functools
 import importlib.util
 import inspect
+import os
+import re
 import sys
 from difflib import get_close_matches
 from importlib import import_module
 from pathlib import Path
+from typing import TextIO
 
 import typer
 import typer.main
-from rich.markup import escape
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 from typer.models import CommandInfo
 
 from critmin.errors import CritminError
@@ -45,17 +47,52 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# A line that starts a new top-level statement: anything in column 0 but a closing
+# bracket (the end of a signature or of a call spread over lines) or a comment.
+_TOP_LEVEL = re.compile(r"^(?=[^\s)\]}#])", re.MULTILINE)
+
+
+@functools.cache
+def _source(module: str) -> str:
+    spec = importlib.util.find_spec(module)
+    return Path(spec.origin).read_text(encoding="utf-8")
+
+
 @functools.cache
 def _module_tree(module: str) -> ast.Module:
-    spec = importlib.util.find_spec(module)
-    return ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    return ast.parse(_source(module))
+
+
+def _definition(module: str, attribute: str) -> list[ast.stmt]:
+    """The top-level statements of `module` that define `attribute`, parsed from source.
+
+    Parsing a whole module costs several ms, ~50 ms for the listing's nine modules, a
+    sixth of the start-up budget. So only the text from `def attribute(` (down to its
+    docstring) or `attribute =` (down to the next line in column 0) is parsed; a cut
+    inside a string or brackets cannot parse, and then the whole module is."""
+    text = "\n" + _source(module)
+    # Plain string search: a regex compiled per attribute would cost more than it saves.
+    heads = (f"\ndef {attribute}(", f"\n{attribute} =")
+    start = min((i for i in map(text.find, heads) if i >= 0), default=-1) + 1
+    if start:
+        end = _TOP_LEVEL.search(text, text.find("\n", start) + 1)
+        chunk = text[start : end.start() if end else len(text)]
+        cuts = [chunk]
+        opening = chunk.find('\n    """') if chunk.startswith("def") else -1
+        if opening >= 0:  # a command's body is most of its text, and not needed here
+            closing = chunk.find('"""', opening + 8)
+            cuts.insert(0, chunk[: closing + 3])
+        for cut in cuts:
+            with contextlib.suppress(SyntaxError):
+                return ast.parse(cut).body
+    return _module_tree(module).body
 
 
 def summary(name: str) -> str:
     """The first paragraph of command `name`'s help, read from its module's source: the
     function's docstring, or the `help=` of a sub-app's `typer.Typer(...)`."""
     module, attribute = COMMANDS[name].split(":")
-    for node in _module_tree(module).body:
+    for node in _definition(module, attribute):
         if isinstance(node, ast.FunctionDef) and node.name == attribute:
             text = ast.get_docstring(node) or ""
             break
@@ -67,7 +104,12 @@ def summary(name: str) -> str:
             break
     else:
         text = ""
-    return " ".join(inspect.cleandoc(str(text)).split("\n\n")[0].split())
+    return _first_paragraph(str(text))
+
+
+def _first_paragraph(text: str) -> str:
+    """A help text's first paragraph on one line, as Typer's listing shows it."""
+    return " ".join(inspect.cleandoc(text).split("\n\n")[0].split())
 
 
 def load_command(name: str) -> TyperCommand | TyperGroup:
@@ -89,8 +131,6 @@ def load_command(name: str) -> TyperCommand | TyperGroup:
 class LazyGroup(TyperGroup):
     """The top-level group: lists every command from `COMMANDS`, imports one when used."""
 
-    _listing = False  # True while the group's own help is drawn: summaries suffice
-
     def list_commands(self, ctx: typer.Context) -> list[str]:
         return [*self.commands, *(n for n in COMMANDS if n not in self.commands)]
 
@@ -99,17 +139,20 @@ class LazyGroup(TyperGroup):
             return self.commands[cmd_name]
         if cmd_name not in COMMANDS:
             return None
-        if self._listing:
-            return TyperCommand(cmd_name, help=summary(cmd_name))
         self.commands[cmd_name] = load_command(cmd_name)
         return self.commands[cmd_name]
 
+    def get_help_option(self, ctx: typer.Context) -> TyperOption | None:
+        option = super().get_help_option(ctx)
+        if option is not None and option.default is None:
+            # Typer coerces an absent flag's None through Pydantic (~0.1 s to import) and
+            # takes a bool as it is: with False, `critmin no-such-command` fails without it.
+            option.default = False
+        return option
+
     def format_help(self, ctx: typer.Context, formatter) -> None:
-        self._listing = True
-        try:
-            super().format_help(ctx, formatter)
-        finally:
-            self._listing = False
+        """Print the listing to stdout, as Typer's help does (the formatter stays empty)."""
+        _print_listing(self, ctx)
 
     def resolve_command(self, ctx: typer.Context, args: list[str]):
         try:
@@ -120,6 +163,107 @@ class LazyGroup(TyperGroup):
                 suggestions = ", ".join(f"{m!r}" for m in matches)
                 exc.message = f"{exc.message.rstrip('.')}. Did you mean {suggestions}?"
             raise
+
+
+def _short_help(group: LazyGroup, name: str) -> str | None:
+    """Command `name`'s line in the listing, None for a hidden command; read from source
+    unless the command is loaded already."""
+    command = group.commands.get(name)
+    if command is None:
+        return summary(name)
+    return None if command.hidden else _first_paragraph(command.short_help or command.help or "")
+
+
+# The listing's styles, Typer's rich-help colours as SGR codes.
+_BOLD, _USAGE, _NAME, _BORDER = "1", "1;33", "1;36", "2"
+_OPTION = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*")  # an option named in a help text
+# A Rich markup tag ([bold], [/bold], [/]) or an escaped bracket (\[): help texts are
+# written as Rich markup, which the commands' own (Typer) help renders.
+_MARKUP = re.compile(r"\\\[|\[/?[a-z#@][^\[\]]*\]|\[/\]")
+
+
+def _styles_wanted(stream: TextIO) -> bool:
+    """Whether to colour the listing: only on a terminal, as Rich decides (NO_COLOR and
+    TERM=dumb turn colours off, FORCE_COLOR turns them on). A Windows console shows the
+    codes only under Windows Terminal (Rich switches older consoles itself)."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") in ("dumb", "unknown"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and (os.name != "nt" or "WT_SESSION" in os.environ)
+
+
+def _print_listing(group: LazyGroup, ctx: typer.Context) -> None:
+    """Write the top-level help to stdout in the look of Typer's rich help (usage, help,
+    an Options and a Commands box), as plain text with ANSI styles on a terminal.
+
+    Typer's own renderer, typer.rich_utils, imports Markdown, syntax highlighting and
+    tracebacks (~0.1 s), and Rich's console and tables cost another ~0.05 s to import and
+    lay out: half of the 0.3 s that `critmin --help` may take (issue 18)."""
+    import shutil
+    import textwrap
+
+    stream = sys.stdout
+    styled = _styles_wanted(stream)
+
+    def style(code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if styled and text else text
+
+    def plain(markup: str) -> str:
+        return _MARKUP.sub(lambda tag: "[" if tag[0] == "\\[" else "", markup)
+
+    try:  # box-drawing characters where the output's encoding has them
+        "╭─╮│╰╯".encode(getattr(stream, "encoding", None) or "utf-8")
+        corners, line, side = "╭╮╰╯", "─", "│"
+    except (UnicodeEncodeError, LookupError):
+        corners, line, side = "++++", "-", "|"
+
+    options = [
+        (", ".join([*param.opts, *param.secondary_opts]), param.help or "")
+        for param in group.get_params(ctx)
+        if param.param_type_name == "option" and not getattr(param, "hidden", False)
+    ]
+    commands = [
+        (name, help_text)
+        for name in group.list_commands(ctx)
+        if (help_text := _short_help(group, name)) is not None
+    ]
+    # Typer's TERMINAL_WIDTH first, so that this help and the commands' agree; then
+    # COLUMNS or the terminal's width; 80 in a pipe.
+    columns = os.environ.get("TERMINAL_WIDTH", "")
+    width = int(columns) if columns.isdigit() else shutil.get_terminal_size().columns
+    width = max(width, 40)
+    # One width for both boxes' first column, so that every help text starts in one
+    # column; widths are counted in characters (the help texts are English).
+    name_width = max(len(name) for name, _ in [*options, *commands])
+    text_width = max(width - name_width - 6, 20)
+
+    def box(title: str, rows: list[tuple[str, str]]) -> list[str]:
+        rule = line * max(width - len(title) - 5, 1)
+        out = [
+            style(_BORDER, f"{corners[0]}{line} ") + title + style(_BORDER, f" {rule}{corners[1]}")
+        ]
+        for name, help_text in rows:
+            parts = textwrap.wrap(plain(help_text), text_width, break_on_hyphens=False)
+            for i, part in enumerate(parts or [""]):
+                label = style(_NAME, name.ljust(name_width)) if i == 0 else " " * name_width
+                text = _OPTION.sub(lambda m: style(_NAME, m[0]), part)
+                gap = " " * (text_width - len(part))
+                out.append(f"{style(_BORDER, side)} {label}  {text}{gap} {style(_BORDER, side)}")
+        out.append(style(_BORDER, f"{corners[2]}{line * (width - 2)}{corners[3]}"))
+        return out
+
+    usage = f"{ctx.command_path} {' '.join(group.collect_usage_pieces(ctx))}"
+    lines = ["", f" {style(_USAGE, 'Usage:')} {style(_BOLD, usage)}", ""]
+    if group.help:
+        for paragraph in inspect.cleandoc(plain(group.help)).split("\n\n"):
+            lines += [f" {part}" for part in textwrap.wrap(paragraph, width - 2)] + [""]
+    if options:
+        lines += box("Options", options)
+    if commands:
+        lines += box("Commands", commands)
+    stream.write("\n".join(lines) + "\n")
 
 
 app = typer.Typer(
@@ -151,6 +295,8 @@ def main(
 
 def _error(message: str) -> None:
     """One line on stderr; the message is printed as written (no Rich markup in it)."""
+    from rich.markup import escape
+
     from critmin.cli.output import error_console
     from critmin.cli.sanitise import terminal_text
 
