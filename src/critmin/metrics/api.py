@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from critmin.data import all_commodities, all_countries, country
+from critmin.data import all_commodities, all_countries, country, query
 from critmin.data import commodity as resolve_commodity
 from critmin.errors import InputError
 from critmin.metrics.dependence import (
@@ -16,8 +16,7 @@ from critmin.metrics.dependence import (
     risky_countries,
     supplier_shares,
 )
-from critmin.metrics.eu_supply_risk import eu_supply_risk
-from critmin.metrics.geopolrisk import YEARS, geopolrisk
+from critmin.metrics.geopolrisk_sql import risk_sql
 from critmin.metrics.stage_api import (
     DEFAULT_RISK_THRESHOLD,
     importer_code,
@@ -210,17 +209,16 @@ def risk(
         raise InputError(f"risk method {method!r} is not one of {', '.join(RISK_METHODS)}")
     if peer_compatible and method != "geopolrisk":
         raise InputError("--peer-compatible applies to the geopolrisk method only")
-    entities = None
-    if importer is not None:
+    if method == "geopolrisk":  # the grid query of critmin.metrics.geopolrisk, into pandas
+        return query(*risk_sql(importer, commodity, year, peer_compatible))
+    from critmin.metrics.eu_supply_risk import eu_supply_risk  # the stage balances, on use
+
+    if importer is None:
+        entities = {c.iso3: (c.iso3,) for c in all_countries() if c.baci_codes}
+    else:
         code, blocs = importer_code(importer)
         entities = blocs or {code: (code,)}
-    if method == "geopolrisk":
-        years = YEARS if year is None else [year]
-        table = geopolrisk(entities, years, mode="peer" if peer_compatible else "correct")
-    else:
-        if entities is None:
-            entities = {c.iso3: (c.iso3,) for c in all_countries() if c.baci_codes}
-        table = eu_supply_risk(entities, resolve_year(2024 if year is None else year))
+    table = eu_supply_risk(entities, resolve_year(2024 if year is None else year))
     if commodity is not None:
         wanted = resolve_commodity(commodity).id
         table = table[table["commodity"] == wanted]
