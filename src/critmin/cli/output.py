@@ -138,10 +138,6 @@ def _stream(frame: pd.DataFrame, fmt: str) -> bool:
     of records (NaN as null) to standard output through DuckDB's writer: the rows are
     formatted in C into a temporary file, then copied out in blocks. False (nothing
     written) when a column holds values DuckDB would not write as pandas does."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
     import pandas as pd
 
     from critmin.data.catalog import connection
@@ -175,26 +171,92 @@ def _stream(frame: pd.DataFrame, fmt: str) -> bool:
             selects.append(f"NULLIF({quoted}, '') AS {quoted}")  # pandas: "" and NA alike
         else:
             selects.append(quoted)
-    options = "FORMAT csv, HEADER" if fmt == "csv" else "FORMAT json, ARRAY true"
     con = connection()
     view = "critmin_output_frame"
+    con.register(view, frame)
+    try:
+        _copy_out(con, f"SELECT {', '.join(selects)} FROM {view}", None, fmt)
+    finally:
+        con.unregister(view)
+    return True
+
+
+def emit_query(sql: str, params: list | dict | None, fmt: OutputFormat) -> int:
+    """Print the result of a DuckDB query in CSV or JSON with the bytes `emit` prints for the
+    same rows in a DataFrame, without pandas: DuckDB writes the rows, text cells get the
+    spreadsheet-formula guard in SQL (as `spreadsheet_cell`), NaN is written as a missing
+    value. `sql` may hold table tokens (`{trade}` ...: `critmin.data.catalog.resolved_sql`);
+    values go in `params`. Columns must be text, integers, floats or booleans. Returns the
+    number of rows written."""
+    import duckdb
+
+    from critmin.data.catalog import connection, resolved_sql
+    from critmin.errors import DataError
+
+    if fmt not in (OutputFormat.csv, OutputFormat.json):
+        raise ValueError(f"emit_query writes csv or json, not {fmt}")
+    csv = fmt is OutputFormat.csv
+    con = connection()
+    sql = resolved_sql(sql)
+    try:
+        described = con.execute(f"DESCRIBE ({sql})", params or []).fetchall()
+        selects = []
+        for name, kind, *_ in described:
+            quoted = '"' + name.replace('"', '""') + '"'
+            if kind == "VARCHAR" and csv:  # as _spreadsheet_column, then "" as missing
+                selects.append(f"NULLIF({_formula_guard_sql(quoted)}, '') AS {quoted}")
+            elif kind == "BOOLEAN" and csv:
+                selects.append(
+                    f"CASE WHEN {quoted} THEN 'True' WHEN NOT {quoted} THEN 'False' END AS {quoted}"
+                )
+            elif kind in ("DOUBLE", "FLOAT"):  # NaN as pandas writes it: missing
+                selects.append(f"CASE WHEN NOT isnan({quoted}) THEN {quoted} END AS {quoted}")
+            elif kind in _PLAIN_TYPES:
+                selects.append(quoted)
+            else:
+                raise ValueError(f"emit_query cannot write column {name!r} of type {kind}")
+        return _copy_out(con, f"SELECT {', '.join(selects)} FROM ({sql})", params, fmt.value)
+    except duckdb.Error as exc:  # the first line says it (critmin.data.catalog.query)
+        first = next((line for line in str(exc).splitlines() if line.strip()), "DuckDB error")
+        raise DataError(f"query failed: {first}") from exc
+
+
+_PLAIN_TYPES = ("VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT")
+
+
+def _formula_guard_sql(column: str) -> str:
+    """`spreadsheet_cell` in SQL: text starting like a formula (or with an apostrophe) gets
+    a leading apostrophe. The prefixes are written as chr() codes, never as quoted text."""
+
+    def text(prefix: str) -> str:
+        return " || ".join(f"chr({ord(c)})" for c in prefix)
+
+    starts = " OR ".join(f"starts_with({column}, {text(p)})" for p in (*FORMULA_START, "'"))
+    return f"CASE WHEN {starts} THEN chr(39) || {column} ELSE {column} END"
+
+
+def _copy_out(con: object, select: str, params: list | dict | None, fmt: str) -> int:
+    """COPY `select` as CSV (header) or a JSON array into a temporary file, then copy the
+    file to standard output in blocks; the number of rows."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    options = "FORMAT csv, HEADER" if fmt == "csv" else "FORMAT json, ARRAY true"
     with tempfile.TemporaryDirectory(prefix="critmin-output-") as folder:
         path = Path(folder) / f"out.{fmt}"
         target = "'" + str(path).replace("'", "''") + "'"
-        con.register(view, frame)
-        try:
-            con.execute(f"COPY (SELECT {', '.join(selects)} FROM {view}) TO {target} ({options})")
-        finally:
-            con.unregister(view)
+        done = con.execute(f"COPY ({select}) TO {target} ({options})", params or [])
+        rows = done.fetchone()
         sys.stdout.flush()
         binary = getattr(sys.stdout, "buffer", None)
         if binary is None:  # a text stream without a buffer (redirect_stdout in tests)
             sys.stdout.write(path.read_text(encoding="utf-8"))
-            return True
-        with path.open("rb") as source:
-            shutil.copyfileobj(source, binary, 1 << 20)
-        binary.flush()
-    return True
+        else:
+            with path.open("rb") as source:
+                shutil.copyfileobj(source, binary, 1 << 20)
+            binary.flush()
+    return int(rows[0]) if rows else 0
 
 
 def write_output(out: Path, write: Callable[[Path], None]) -> Path:

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import typer
 
-from critmin.cli.output import OutputFormat, console, emit, sheet_frame, write_output
+from critmin.cli.output import (
+    OutputFormat,
+    console,
+    emit,
+    emit_query,
+    sheet_frame,
+    write_output,
+)
 from critmin.cli.sanitise import terminal_text
 from critmin.errors import InputError
-from critmin.metrics.api import risk as risk_table
-from critmin.metrics.eu_supply_risk import EU_SR_COLUMNS
 
 
 def risk(
@@ -31,12 +38,30 @@ def risk(
     if fmt not in ("table", "csv", "json", "xlsx"):
         raise InputError(f"--format {fmt!r}: use table, csv, json or xlsx")
     everyone = all_ or importer.casefold() == "all"
+    importer_name = None if everyone else importer
+    commodity_name = None if all_ or commodity.casefold() == "all" else commodity
+    if method == "geopolrisk" and fmt in ("csv", "json"):
+        # The grid query streamed by DuckDB: no pandas for the whole grid (issue 18).
+        sql, params = _grid_queries().risk_sql(importer_name, commodity_name, year, peer_compatible)
+        if out is None:
+            emit_query(sql, params, OutputFormat(fmt))
+            return
+        rows = []
+
+        def write_rows(tmp: Path) -> None:
+            with (
+                open(tmp, "w", encoding="utf-8", newline="") as handle,
+                contextlib.redirect_stdout(handle),
+            ):
+                rows.append(emit_query(sql, params, OutputFormat(fmt)))
+
+        write_output(out, write_rows)
+        console.print(f"{rows[0]:,} rows written to {terminal_text(out)}")
+        return
+    from critmin.metrics.api import risk as risk_table
+
     table = risk_table(
-        None if everyone else importer,
-        None if all_ or commodity.casefold() == "all" else commodity,
-        year=year,
-        method=method,
-        peer_compatible=peer_compatible,
+        importer_name, commodity_name, year=year, method=method, peer_compatible=peer_compatible
     )
     if fmt == "xlsx":
         if out is None:
@@ -54,15 +79,13 @@ def risk(
         raise InputError("--out writes csv, json or xlsx; add --format csv (or json, xlsx)")
     ranking = "score" if method == "geopolrisk" else "supply_risk"
     shown = table if fmt != "table" else table.sort_values(ranking, ascending=False)
-    columns = (
-        ["entity", "commodity", "year", "hhi", "import_risk", "score", "cf", "price"]
-        if method == "geopolrisk"
-        else [
-            c
-            for c in EU_SR_COLUMNS
-            if c not in ("eol_rir", "substitution_index", "global_source", "year")
-        ]
-    )
+    if method == "geopolrisk":
+        columns = ["entity", "commodity", "year", "hhi", "import_risk", "score", "cf", "price"]
+    else:
+        from critmin.metrics.eu_supply_risk import EU_SR_COLUMNS
+
+        hidden = ("eol_rir", "substitution_index", "global_source", "year")
+        columns = [c for c in EU_SR_COLUMNS if c not in hidden]
     if out is not None:  # csv or json into the file, not to standard output
 
         def write(tmp: Path) -> None:
@@ -82,3 +105,25 @@ def risk(
         caption="GeoPolRisk: Koyamparambath et al.; EU SR: EC 2017 guidelines (CRM 2023)",
         table_columns=columns,
     )
+
+
+def _grid_queries() -> ModuleType:
+    """`critmin.metrics.geopolrisk_sql`, without running `critmin.metrics/__init__.py`
+    when that package is not loaded yet: its re-exports import the whole pandas stack
+    (0.8 s), which the grid's CSV and JSON do not need. The module imports nothing of
+    critmin.metrics at load (only on use, to resolve a named importer), so it is executed
+    from its file as a private copy, not entered in sys.modules. Once the package's
+    __init__ loads its names lazily (as critmin.data's does), this is a plain import."""
+    if "critmin.metrics" in sys.modules:
+        from critmin.metrics import geopolrisk_sql
+
+        return geopolrisk_sql
+    import importlib.util
+
+    import critmin
+
+    path = Path(critmin.__file__).parent / "metrics" / "geopolrisk_sql.py"
+    spec = importlib.util.spec_from_file_location("critmin.metrics.geopolrisk_sql", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
