@@ -114,15 +114,15 @@ def _grid_queries() -> ModuleType:
     critmin.metrics at load (only on use, to resolve a named importer), so it is executed
     from its file as a private copy, not entered in sys.modules. Once the package's
     __init__ loads its names lazily (as critmin.data's does), this is a plain import."""
-    if "critmin.metrics" in sys.modules:
+    import critmin
+
+    path = Path(critmin.__file__).parent / "metrics" / "geopolrisk_sql.py"
+    if "critmin.metrics" in sys.modules or not path.is_file():  # loaded, or not a plain file
         from critmin.metrics import geopolrisk_sql
 
         return geopolrisk_sql
     import importlib.util
 
-    import critmin
-
-    path = Path(critmin.__file__).parent / "metrics" / "geopolrisk_sql.py"
     spec = importlib.util.spec_from_file_location("critmin.metrics.geopolrisk_sql", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
