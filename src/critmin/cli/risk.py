@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import typer
 
@@ -20,6 +18,7 @@ from critmin.cli.output import (
 )
 from critmin.cli.sanitise import terminal_text
 from critmin.errors import InputError
+from critmin.metrics.geopolrisk_sql import risk_sql  # imports no pandas
 
 
 def risk(
@@ -42,7 +41,7 @@ def risk(
     commodity_name = None if all_ or commodity.casefold() == "all" else commodity
     if method == "geopolrisk" and fmt in ("csv", "json"):
         # The grid query streamed by DuckDB: no pandas for the whole grid (issue 18).
-        sql, params = _grid_queries().risk_sql(importer_name, commodity_name, year, peer_compatible)
+        sql, params = risk_sql(importer_name, commodity_name, year, peer_compatible)
         if out is None:
             emit_query(sql, params, OutputFormat(fmt))
             return
@@ -105,25 +104,3 @@ def risk(
         caption="GeoPolRisk: Koyamparambath et al.; EU SR: EC 2017 guidelines (CRM 2023)",
         table_columns=columns,
     )
-
-
-def _grid_queries() -> ModuleType:
-    """`critmin.metrics.geopolrisk_sql`, without running `critmin.metrics/__init__.py`
-    when that package is not loaded yet: its re-exports import the whole pandas stack
-    (0.8 s), which the grid's CSV and JSON do not need. The module imports nothing of
-    critmin.metrics at load (only on use, to resolve a named importer), so it is executed
-    from its file as a private copy, not entered in sys.modules. Once the package's
-    __init__ loads its names lazily (as critmin.data's does), this is a plain import."""
-    import critmin
-
-    path = Path(critmin.__file__).parent / "metrics" / "geopolrisk_sql.py"
-    if "critmin.metrics" in sys.modules or not path.is_file():  # loaded, or not a plain file
-        from critmin.metrics import geopolrisk_sql
-
-        return geopolrisk_sql
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("critmin.metrics.geopolrisk_sql", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

@@ -23,8 +23,8 @@ ever reaches the query as a parameter):
   for the commodities French Guiana has; correct uses tonnes throughout;
 - import risk is 0 where trade plus production is 0, price 0 where trade is 0.
 
-Importing this module imports nothing heavy, and nothing of `critmin.metrics` (the command
-line loads it on its own, so the grid's CSV and JSON run without pandas). Sums use DuckDB's
+Importing this module imports nothing heavy, so the command line's CSV and JSON of the
+grid run without pandas (`critmin.metrics` loads its other modules on first use). Sums use DuckDB's
 compensated `fsum`: with a plain sum the last digit of ~4% of the cells changed from run to
 run with how DuckDB's threads split the rows; with `fsum` it does not (1 to 8 threads).
 """
