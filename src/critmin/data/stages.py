@@ -5,33 +5,75 @@ The map lives in three classification files (supply_chain.csv, supply_stages.csv
 this module reads them, checks them, and turns the trade and production tables into rows that
 name a mineral and a stage. It computes no metric: the material balances are built from these
 rows once, in `critmin.metrics.balances`.
+
+Tables are read into `critmin.data.columns.Table`s (named NumPy columns) without pandas: a
+one-question command must not pay pandas' import (issue 18). The DataFrame functions
+(`supply_chain`, `stage_trade_rows`, `stage_production` ...) wrap them for the Python API.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
-import pandas as pd
+import numpy as np
 
 from critmin.data.catalog import (
     BUNDLED_DIR,
     PARQUET_TABLES,
     bundled_manifest,
     dataset_stamp,
-    query,
+    query_arrays,
     table_source,
     user_data_dir,
 )
+from critmin.data.columns import Table
 from critmin.data.manifest import read_manifest
-from critmin.data.schema import CLASSIFICATIONS_DIR, read_commented_csv
+from critmin.data.schema import CLASSIFICATIONS_DIR
+from critmin.data.usgs import (
+    SOURCES_DIR,
+    US_NATIONAL_SOURCE,
+    csv_columns,
+    frozen,
+    numbers,
+    stage_production,
+    stage_production_table,
+    stage_shares,
+    text,
+    usgs_reference,
+    usgs_reference_table,
+    usgs_us_production,
+    usgs_us_production_table,
+    usgs_world_production,
+    usgs_world_production_table,
+)
 from critmin.errors import DataError, InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "SOURCES_DIR",
+    "US_NATIONAL_SOURCE",
+    "stage_production",
+    "stage_production_table",
+    "stage_shares",
+    "usgs_reference",
+    "usgs_reference_table",
+    "usgs_us_production",
+    "usgs_us_production_table",
+    "usgs_world_production",
+    "usgs_world_production_table",
+]
 
 STAGES = ("mine", "refined", "product")
 HS_REVISIONS = ("HS92", "HS96", "HS02", "HS07", "HS12", "HS17", "HS22")
-SOURCES_DIR = CLASSIFICATIONS_DIR.parent / "sources"
 # Tables of processed-stage trade shipped beside the main trade table (rows name their revision).
 STAGE_TRADE_TABLE = "stage_trade"
-US_NATIONAL_SOURCE = "USGS Mineral Commodity Summaries 2026 (United States, primary and secondary)"
+TRADE_COLUMNS = [
+    "mineral", "stage", "row", "hs_revision", "hs6", "exporter", "importer", "gross_t",
+    "value_kusd", "content_factor", "share", "counted", "stage_override",
+]  # fmt: skip
 
 
 def check_stage(stage: str, allow_all: bool = False) -> str:
@@ -44,78 +86,125 @@ def check_stage(stage: str, allow_all: bool = False) -> str:
 
 
 @functools.cache
-def supply_chain() -> pd.DataFrame:
+def supply_chain_table() -> Table:
     """The map in long form: one row per (mineral, stage, product, HS revision).
 
     Columns: row (product number, stable within a release), mineral, stage, product,
-    hs_revision, hs6, content_factor (t of the stage's unit per gross t; NaN = shared code that
-    cannot be attributed), share (part of a shared code's flows given to this mineral; 1 where the
-    code is the mineral's own, NaN where it is flagged), counted (factor and share both known),
-    content_source, share_key.
+    content_factor (t of the stage's unit per gross t; NaN = shared code that cannot be
+    attributed), content_source, hs_revision, hs6, share (part of a shared code's flows given
+    to this mineral; 1 where the code is the mineral's own, NaN where it is flagged),
+    share_key, basket (the code is split by hs_baskets.csv), counted (factor and share both
+    known). Sorted by mineral, stage, row, hs_revision.
     """
-    wide = pd.DataFrame(read_commented_csv(CLASSIFICATIONS_DIR / "supply_chain.csv"))
-    wide.insert(0, "row", range(len(wide)))
+    wide = csv_columns(CLASSIFICATIONS_DIR / "supply_chain.csv")
     bad_stage = sorted(set(wide["stage"]) - set(STAGES))
     if bad_stage:
         raise DataError(f"supply_chain.csv: unknown stages {bad_stage}")
-    long = wide.melt(
-        id_vars=["row", "mineral", "stage", "product", "content_factor", "content_source"],
-        value_vars=[r.lower() for r in HS_REVISIONS],
-        var_name="hs_revision",
-        value_name="hs6",
+    # long form, revision by revision as a melt gives it; products without a code drop out
+    picked = [
+        (row, revision, code)
+        for revision in HS_REVISIONS
+        for row, code in enumerate(wide[revision.lower()])
+        if code is not None and len(code) == 6
+    ]
+    rows = [p[0] for p in picked]
+    revisions = [p[1] for p in picked]
+    codes = [p[2] for p in picked]
+    minerals = [wide["mineral"][r] for r in rows]
+    baskets: dict[tuple[str, str, str], tuple[float, str]] = {}
+    split = csv_columns(CLASSIFICATIONS_DIR / "hs_baskets.csv")
+    for revision, code, mineral, share, key in zip(
+        split["hs_revision"],
+        split["hs6"],
+        split["mineral"],
+        numbers(split["share"]).tolist(),
+        split["key"],
+        strict=True,
+    ):
+        if (revision, code, mineral) in baskets:
+            raise DataError(f"hs_baskets.csv: {revision} {code} {mineral} is listed twice")
+        baskets[(revision, code, mineral)] = (share, key)
+    found = [baskets.get(k) for k in zip(revisions, codes, minerals, strict=True)]
+    factor = numbers([wide["content_factor"][r] for r in rows])
+    share = np.array([1.0 if f is None else f[0] for f in found], dtype=float)
+    long = Table(
+        {
+            "row": np.array(rows, dtype=np.int64),
+            "mineral": text(minerals),
+            "stage": text([wide["stage"][r] for r in rows]),
+            "product": text([wide["product"][r] for r in rows]),
+            "content_factor": factor,
+            "content_source": text([wide["content_source"][r] for r in rows]),
+            "hs_revision": text(revisions),
+            "hs6": text(codes),
+            "share": share,
+            "share_key": text(["" if f is None else f[1] for f in found]),
+            "basket": np.array([f is not None for f in found], dtype=bool),
+            "counted": ~np.isnan(factor) & ~np.isnan(share),
+        },
+        len(rows),
     )
-    long["hs_revision"] = long["hs_revision"].str.upper()
-    long = long[long["hs6"].str.len() == 6]
-    long["content_factor"] = pd.to_numeric(long["content_factor"].replace("", None))
-    baskets = pd.DataFrame(read_commented_csv(CLASSIFICATIONS_DIR / "hs_baskets.csv"))
-    baskets["share"] = pd.to_numeric(baskets["share"].replace("", None))
-    long = long.merge(
-        baskets.rename(columns={"key": "share_key"}),
-        on=["hs_revision", "hs6", "mineral"],
-        how="left",
-        indicator="in_basket",
-    )
-    in_basket = long["in_basket"] == "both"
-    long["share"] = long["share"].where(in_basket, 1.0)
-    long["share_key"] = long["share_key"].where(in_basket, "")
-    long["basket"] = in_basket
-    long["counted"] = long["content_factor"].notna() & long["share"].notna()
-    long = long.drop(columns="in_basket")
     _check_shares(long)
-    return long.sort_values(["mineral", "stage", "row", "hs_revision"]).reset_index(drop=True)
+    keys = list(zip(long["mineral"], long["stage"], rows, revisions, strict=True))
+    order = np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
+    return frozen(long.where(order))
 
 
-def _check_shares(long: pd.DataFrame) -> None:
-    counted = long[long["counted"]].drop_duplicates(["hs_revision", "hs6", "mineral"])
-    totals = counted.groupby(["hs_revision", "hs6"])["share"].sum()
-    over = totals[totals > 1 + 1e-9]
-    if len(over):
-        raise DataError(f"supply map: a code is given out more than once: {sorted(over.index)}")
+@functools.cache
+def supply_chain() -> pd.DataFrame:
+    """`supply_chain_table` as a DataFrame."""
+    return supply_chain_table().frame()
+
+
+def _check_shares(long: Table) -> None:
+    given: dict[tuple[str, str, str], float] = {}
+    for counted, revision, code, mineral, share in zip(
+        long["counted"],
+        long["hs_revision"],
+        long["hs6"],
+        long["mineral"],
+        long["share"].tolist(),
+        strict=True,
+    ):
+        if counted:
+            given.setdefault((revision, code, mineral), share)
+    totals: dict[tuple[str, str], float] = {}
+    for (revision, code, _), share in given.items():
+        totals[(revision, code)] = totals.get((revision, code), 0.0) + share
+    over = sorted(key for key, total in totals.items() if total > 1 + 1e-9)
+    if over:
+        raise DataError(f"supply map: a code is given out more than once: {over}")
+
+
+@functools.cache
+def supply_stages_table() -> Table:
+    """One row per (mineral, stage): unit, production_source, production_note."""
+    data = csv_columns(CLASSIFICATIONS_DIR / "supply_stages.csv")
+    chain = supply_chain_table()
+    mapped = set(zip(chain["mineral"], chain["stage"], strict=True))
+    listed = set(zip(data["mineral"], data["stage"], strict=True))
+    unmatched = sorted(mapped ^ listed)
+    if unmatched:
+        pairs = ", ".join(f"{m}/{s}" for m, s in unmatched)
+        raise DataError(f"supply_chain.csv and supply_stages.csv disagree on stages: {pairs}")
+    return frozen(Table({name: text(values) for name, values in data.items()}, len(data["stage"])))
 
 
 @functools.cache
 def supply_stages() -> pd.DataFrame:
-    """One row per (mineral, stage): unit, production_source, production_note."""
-    table = pd.DataFrame(read_commented_csv(CLASSIFICATIONS_DIR / "supply_stages.csv"))
-    mapped = supply_chain()[["mineral", "stage"]].drop_duplicates()
-    merged = mapped.merge(table, on=["mineral", "stage"], how="outer", indicator=True)
-    unmatched = merged[merged["_merge"] != "both"]
-    if len(unmatched):
-        pairs = ", ".join(
-            f"{m}/{s}" for m, s in zip(unmatched["mineral"], unmatched["stage"], strict=True)
-        )
-        raise DataError(f"supply_chain.csv and supply_stages.csv disagree on stages: {pairs}")
-    return table.reset_index(drop=True)
+    """`supply_stages_table` as a DataFrame."""
+    return supply_stages_table().frame()
 
 
 def stage_minerals() -> list[str]:
     """Minerals that have a supply-chain map."""
-    return sorted(set(supply_stages()["mineral"]))
+    return sorted(set(supply_stages_table()["mineral"]))
 
 
 def stages_of(mineral: str) -> list[str]:
     """The stages mapped for a mineral, in chain order."""
-    have = set(supply_stages().loc[lambda t: t["mineral"] == mineral, "stage"])
+    table = supply_stages_table()
+    have = set(table["stage"][table["mineral"] == mineral])
     return [s for s in STAGES if s in have]
 
 
@@ -167,7 +256,14 @@ def trade_by_revision_sql() -> str:
     return "(" + " UNION ALL ".join(f"SELECT {columns} FROM ({p})" for p in parts) + ")"
 
 
-def stage_trade_rows(year: int, minerals: tuple[str, ...] | None = None) -> pd.DataFrame:
+def _chain_of(minerals: tuple[str, ...] | None) -> Table:
+    chain = supply_chain_table()
+    if minerals is None:
+        return chain
+    return chain.where(np.isin(chain["mineral"], list(minerals)))
+
+
+def stage_trade_table(year: int, minerals: tuple[str, ...] | None = None) -> Table:
     """Trade of one year mapped to minerals and stages, in gross tonnes and thousand USD.
 
     For each product of the map and year, the newest HS revision that holds data for it is
@@ -175,204 +271,159 @@ def stage_trade_rows(year: int, minerals: tuple[str, ...] | None = None) -> pd.D
     and a processed-stage HS17 table) is counted once; flows listed in stage_overrides.csv move
     to the stage their authority counts them at. Columns: mineral, stage, row, hs_revision,
     hs6, exporter, importer, gross_t, value_kusd, content_factor, share, counted,
-    stage_override. `minerals` limits the rows to those minerals' codes.
+    stage_override. `minerals` limits the rows to those minerals' codes. Rows are in the
+    map's order (mineral, stage before any override, row, hs_revision), then by exporter and
+    importer.
     """
-    chain = supply_chain()
-    if minerals is not None:
-        chain = chain[chain["mineral"].isin(list(minerals))]
-    rank = ", ".join(f"('{r}', {i})" for i, r in enumerate(HS_REVISIONS))
-    rows = query(
+    chain = _chain_of(minerals)
+    if not len(chain):
+        return Table.empty(TRADE_COLUMNS)
+    rank = {r: i for i, r in enumerate(HS_REVISIONS)}
+    # The map goes to DuckDB as list parameters (UNNESTs in one SELECT zip together); the
+    # other columns of a row are picked from the map by its position `at`.
+    found = query_arrays(
         f"""
-        WITH chain AS (SELECT * FROM chain_frame),
-        revision_rank(hs_revision, rank) AS (VALUES {rank}),
-        trade AS (SELECT * FROM {trade_by_revision_sql()} WHERE year = ?),
-        mapped AS (
-            SELECT c.mineral, c.stage, c."row", t.hs_revision, t.hs6, t.exporter, t.importer,
-                   t.qty_t AS gross_t, t.value_kusd, c.content_factor, c.share, c.counted
-            FROM trade t JOIN chain c USING (hs_revision, hs6)
+        WITH chain AS (
+            SELECT UNNEST(?) AS at, UNNEST(?) AS "row", UNNEST(?) AS hs_revision,
+                   UNNEST(?) AS hs6, UNNEST(?) AS rank
         ),
-        chosen AS (
-            SELECT m."row", max(r.rank) AS rank FROM mapped m JOIN revision_rank r
-            USING (hs_revision) GROUP BY m."row"
-        )
-        SELECT m.* FROM mapped m JOIN revision_rank r USING (hs_revision)
-        JOIN chosen c ON c."row" = m."row" AND c.rank = r.rank
+        mapped AS (
+            SELECT c.at, c."row", c.rank, t.exporter, t.importer, t.qty_t AS gross_t,
+                   t.value_kusd
+            FROM {trade_by_revision_sql()} t JOIN chain c USING (hs_revision, hs6)
+            WHERE t.year = ?
+        ),
+        chosen AS (SELECT "row", max(rank) AS rank FROM mapped GROUP BY "row")
+        SELECT m.at, m.exporter, m.importer, m.gross_t, m.value_kusd
+        FROM mapped m JOIN chosen c USING ("row", rank)
+        ORDER BY m.at, m.exporter, m.importer, m.gross_t, m.value_kusd
         """,
-        [int(year)],
-        frames={"chain_frame": chain},
+        [
+            list(range(len(chain))),
+            chain["row"].tolist(),
+            chain["hs_revision"].tolist(),
+            chain["hs6"].tolist(),
+            [rank[r] for r in chain["hs_revision"]],
+            int(year),
+        ],
+    )
+    at = found["at"].astype(np.int64)
+    picked = chain.where(at)
+    rows = Table(
+        {
+            "mineral": picked["mineral"],
+            "stage": picked["stage"],
+            "row": picked["row"],
+            "hs_revision": picked["hs_revision"],
+            "hs6": picked["hs6"],
+            "exporter": found["exporter"],
+            "importer": found["importer"],
+            "gross_t": found["gross_t"].astype(float),
+            "value_kusd": found["value_kusd"].astype(float),
+            "content_factor": picked["content_factor"],
+            "share": picked["share"],
+            "counted": picked["counted"],
+        },
+        len(at),
     )
     return _override_stages(rows, int(year))
 
 
-def _override_stages(rows: pd.DataFrame, year: int) -> pd.DataFrame:
+def stage_trade_rows(year: int, minerals: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """`stage_trade_table` as a DataFrame."""
+    return stage_trade_table(year, minerals).frame()
+
+
+@functools.cache
+def _stage_overrides() -> dict[str, list]:
+    return csv_columns(CLASSIFICATIONS_DIR / "stage_overrides.csv")
+
+
+def _override_stages(rows: Table, year: int) -> Table:
     """Move flows listed in stage_overrides.csv to the stage their authority counts them at."""
-    overrides = pd.DataFrame(read_commented_csv(CLASSIFICATIONS_DIR / "stage_overrides.csv"))
-    if overrides.empty:
-        return rows
-    years = pd.to_numeric(overrides["first_year"]), pd.to_numeric(overrides["last_year"])
-    active = overrides[(years[0] <= year) & (year <= years[1])]
-    keys = ["mineral", "hs6", "exporter"]
-    merged = rows.merge(
-        active[[*keys, "from_stage", "to_stage"]], on=keys, how="left", validate="many_to_one"
+    overrides = _stage_overrides()
+    stage = rows["stage"].copy()
+    moved = np.zeros(len(rows), dtype=bool)
+    seen: set[tuple[str, str, str]] = set()
+    for mineral, code, exporter, from_stage, to_stage, first, last in zip(
+        overrides.get("mineral", []),
+        overrides.get("hs6", []),
+        overrides.get("exporter", []),
+        overrides.get("from_stage", []),
+        overrides.get("to_stage", []),
+        numbers(overrides.get("first_year", [])).tolist(),
+        numbers(overrides.get("last_year", [])).tolist(),
+        strict=True,
+    ):
+        if not first <= year <= last:
+            continue
+        if (mineral, code, exporter) in seen:
+            raise DataError(
+                f"stage_overrides.csv: {mineral} {code} {exporter} is active twice in {year}"
+            )
+        seen.add((mineral, code, exporter))
+        hit = (
+            (rows["stage"] == from_stage)
+            & (rows["mineral"] == mineral)
+            & (rows["hs6"] == code)
+            & (rows["exporter"] == exporter)
+        )
+        stage[hit] = to_stage
+        moved |= hit
+    return rows.assign(stage=stage, stage_override=moved)
+
+
+@functools.cache
+def _stage_years(_data_dir: str, with_quantity: bool) -> Table:
+    chain = supply_chain_table()
+    counted = chain.where(chain["counted"])
+    pairs = sorted(
+        set(
+            zip(
+                counted["hs_revision"],
+                counted["hs6"],
+                counted["mineral"],
+                counted["stage"],
+                strict=True,
+            )
+        )
     )
-    moved = merged["from_stage"].eq(merged["stage"])
-    merged.loc[moved, "stage"] = merged.loc[moved, "to_stage"]
-    merged["stage_override"] = moved
-    return merged.drop(columns=["from_stage", "to_stage"])
-
-
-def stage_production(year: int, minerals: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """Production of one year by mineral, stage and country in the stage's unit.
-
-    Sources as supply_stages.csv names them: World Mining Data (the bundled production table) or
-    the USGS world tables (sources/usgs_world_production.csv); where a stage's source has no
-    figure for the United States, USGS's national figure of the stage in the same unit
-    (reference/usgs_mcs2026.csv, e.g. rare-earth compounds and metals; primary and secondary)
-    fills it. A country whose figures are withheld keeps a row with qty_t NaN. Columns:
-    mineral, stage, country, qty_t, source. Other countries of a `none` stage have no rows.
-    """
-    stages = supply_stages()
-    if minerals is not None:
-        stages = stages[stages["mineral"].isin(list(minerals))]
-    wmd = stages[stages["production_source"].str.startswith("wmd:")].assign(
-        commodity=lambda t: t["production_source"].str.removeprefix("wmd:")
-    )
-    frames = []
-    if len(wmd):
-        made = query(
-            "SELECT commodity, country, sum(qty_t) AS qty_t FROM {production} "
-            "WHERE year = ? AND qty_t IS NOT NULL GROUP BY ALL",
-            [int(year)],
-        )
-        made = wmd[["mineral", "stage", "commodity"]].merge(made, on="commodity")
-        frames.append(made.drop(columns="commodity").assign(source="World Mining Data"))
-    usgs = stages[stages["production_source"] == "usgs"][["mineral", "stage"]]
-    world = usgs_world_production()
-    if len(usgs) and len(world):
-        rows = world[(world["year"] == int(year)) & (world["country"] != "WLD")]
-        rows = rows.merge(usgs, on=["mineral", "stage"])
-        # Several tables can feed one stage (ferrosilicon and silicon metal); a country whose
-        # figures are all withheld (W) keeps a row without quantity.
-        rows = rows.groupby(["mineral", "stage", "country"], as_index=False)["qty_t"].sum(
-            min_count=1
-        )
-        frames.append(rows.assign(source="USGS Mineral Commodity Summaries 2026"))
-    have: set[tuple[str, str, str]] = set()
-    if frames:
-        known = pd.concat(frames)
-        known = known[known["qty_t"].notna()]
-        have = set(zip(known["mineral"], known["stage"], known["country"], strict=True))
-    national = usgs_us_production()
-    national = national[national["year"] == int(year)].merge(
-        stages[["mineral", "stage", "unit"]], on=["mineral", "stage", "unit"]
-    )
-    keys = list(zip(national["mineral"], national["stage"], strict=True))
-    national = national[[(m, s, "USA") not in have for m, s in keys]]
-    if len(national):
-        filled = set(zip(national["mineral"], national["stage"], strict=True))
-        frames = [
-            f[
-                [
-                    not (c == "USA" and (m, s) in filled)
-                    for m, s, c in zip(f["mineral"], f["stage"], f["country"], strict=True)
-                ]
-            ]
-            for f in frames
-        ]
-        frames.append(
-            national[["mineral", "stage", "country", "qty_t"]].assign(source=US_NATIONAL_SOURCE)
-        )
-    if not frames:
-        return pd.DataFrame(columns=["mineral", "stage", "country", "qty_t", "source"])
-    return pd.concat(frames, ignore_index=True).reset_index(drop=True)
-
-
-@functools.cache
-def usgs_world_production() -> pd.DataFrame:
-    """USGS MCS 2026 world production tables by country and stage (empty if not shipped)."""
-    path = SOURCES_DIR / "usgs_world_production.csv"
-    columns = ["year", "country", "mineral", "stage", "qty_t"]
-    if not path.is_file():
-        return pd.DataFrame(columns=columns)
-    table = pd.DataFrame(read_commented_csv(path))
-    table["year"] = pd.to_numeric(table["year"]).astype(int)
-    table["qty_t"] = pd.to_numeric(table["qty_t"].replace("", None))
-    return table
-
-
-@functools.cache
-def usgs_reference() -> pd.DataFrame:
-    """USGS MCS 2026 figures for the United States (reference/usgs_mcs2026.csv): mineral, year,
-    measure, stage, value, usgs_text, unit, what, chapter."""
-    path = CLASSIFICATIONS_DIR.parent / "reference" / "usgs_mcs2026.csv"
-    if not path.is_file():
-        return pd.DataFrame(
-            columns=["mineral", "year", "measure", "stage", "value", "usgs_text", "unit", "what"]
-        )
-    table = pd.DataFrame(read_commented_csv(path))
-    table["year"] = pd.to_numeric(table["year"]).astype(int)
-    table["value"] = pd.to_numeric(table["value"].replace("", None))
-    return table
-
-
-def usgs_us_production() -> pd.DataFrame:
-    """United States production by mineral and stage from USGS MCS 2026, primary and secondary
-    (scrap) output of a stage together, as USGS's apparent consumption counts them; withheld
-    figures are left out. Columns: year, mineral, stage, unit, country, qty_t."""
-    table = usgs_reference()
-    rows = table[(table["measure"] == "us_production") & table["value"].notna()]
-    # USGS counts secondary (scrap) output in apparent consumption: it is refined-stage output.
-    rows = rows.assign(stage=rows["stage"].replace({"secondary": "refined"}))
-    rows = rows[rows["stage"].isin(STAGES)]
-    rows = rows.groupby(["year", "mineral", "stage", "unit"], as_index=False)["value"].sum()
-    return rows.rename(columns={"value": "qty_t"}).assign(country="USA")
-
-
-@functools.cache
-def stage_shares() -> pd.DataFrame:
-    """Published country shares of a stage where no tonnage series exists (shares, not tonnes).
-
-    Columns: year, mineral, stage, country, share, measure, source, licence.
-    """
-    path = SOURCES_DIR / "stage_shares.csv"
-    if not path.is_file():
-        return pd.DataFrame(
-            columns=["year", "mineral", "stage", "country", "share", "measure", "source"]
-        )
-    table = pd.DataFrame(read_commented_csv(path))
-    table["year"] = pd.to_numeric(table["year"]).astype(int)
-    table["share"] = pd.to_numeric(table["share"])
-    return table
-
-
-@functools.cache
-def _stage_years(_data_dir: str, with_quantity: bool) -> pd.DataFrame:
-    chain = supply_chain()
-    chain = chain[chain["counted"]][["hs_revision", "hs6", "mineral", "stage"]]
     condition = "WHERE t.qty_t IS NOT NULL" if with_quantity else ""
-    return query(
+    found = query_arrays(
+        "WITH chain AS (SELECT UNNEST(?) AS hs_revision, UNNEST(?) AS hs6, UNNEST(?) AS mineral, "
+        "UNNEST(?) AS stage) "
         "SELECT DISTINCT t.year, c.mineral, c.stage FROM "
-        f"{trade_by_revision_sql()} t JOIN chain_frame c USING (hs_revision, hs6) {condition}",
-        frames={"chain_frame": chain},
+        f"{trade_by_revision_sql()} t JOIN chain c USING (hs_revision, hs6) {condition} "
+        "ORDER BY t.year, c.mineral, c.stage",
+        [[p[i] for p in pairs] for i in range(4)],
     )
+    return frozen(Table(found))
 
 
-def stage_years(with_quantity: bool = True) -> pd.DataFrame:
+def stage_years_table(with_quantity: bool = True) -> Table:
     """Years with counted trade per mineral × stage (quantities reported, unless asked otherwise).
 
-    Columns: year, mineral, stage.
+    Columns: year, mineral, stage; sorted by them.
     """
     return _stage_years(dataset_stamp(), with_quantity)
 
 
+def stage_years(with_quantity: bool = True) -> pd.DataFrame:
+    """`stage_years_table` as a DataFrame."""
+    return stage_years_table(with_quantity).frame()
+
+
 def latest_common_year(pairs: list[tuple[str, str]], with_quantity: bool = True) -> int | None:
     """The latest year with trade for every (mineral, stage) in `pairs`; None if there is none."""
-    years = stage_years(with_quantity)
+    years = stage_years_table(with_quantity)
+    by_pair: dict[tuple[str, str], set[int]] = {}
+    for year, mineral, stage in zip(
+        years["year"].tolist(), years["mineral"], years["stage"], strict=True
+    ):
+        by_pair.setdefault((mineral, stage), set()).add(int(year))
     common: set[int] | None = None
-    for mineral, stage in pairs:
-        have = set(
-            years.loc[(years["mineral"] == mineral) & (years["stage"] == stage), "year"].astype(int)
-        )
+    for pair in pairs:
+        have = by_pair.get(tuple(pair), set())
         if not have:
             continue  # a stage without any trade answers no_trade_data whatever the year
         common = have if common is None else common & have

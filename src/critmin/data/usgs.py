@@ -1,0 +1,291 @@
+"""Production by stage: the USGS Mineral Commodity Summaries 2026 tables (world production by
+country and stage, sources/usgs_world_production.csv; the United States figures,
+reference/usgs_mcs2026.csv), and the rows of production by mineral, stage and country that
+the material balances read (World Mining Data or USGS, as supply_stages.csv names the source).
+Re-exported by `critmin.data.stages`.
+
+They are read with the csv module into `Table`s (pandas takes longer to import than a
+one-question command may take, issue 18); the DataFrame functions wrap them for the Python API
+and the validation against USGS.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from critmin.data.catalog import query_arrays
+from critmin.data.columns import Table
+from critmin.data.schema import CLASSIFICATIONS_DIR
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SOURCES_DIR = CLASSIFICATIONS_DIR.parent / "sources"
+REFERENCE_DIR = CLASSIFICATIONS_DIR.parent / "reference"
+US_NATIONAL_SOURCE = "USGS Mineral Commodity Summaries 2026 (United States, primary and secondary)"
+WORLD_COLUMNS = ["year", "country", "mineral", "stage", "qty_t"]
+REFERENCE_COLUMNS = ["mineral", "year", "measure", "stage", "value", "usgs_text", "unit", "what"]
+
+
+def csv_columns(path: Path) -> dict[str, list]:
+    """The columns of a CSV file whose leading '#' lines are comments, as lists of text
+    (the rows `read_commented_csv` gives, by column; a short row's missing cells are None)."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        lines = [line for line in handle if not line.startswith("#")]
+    reader = csv.DictReader(lines)
+    rows = list(reader)
+    return {name: [row[name] for row in rows] for name in reader.fieldnames or []}
+
+
+def text(values: list) -> np.ndarray:
+    """An object array of str (None stays None)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def numbers(values: list) -> np.ndarray:
+    """Numbers written as text, as float64; empty cells are NaN."""
+    return np.array([math.nan if v is None or v == "" else float(v) for v in values], dtype=float)
+
+
+def frozen(table: Table) -> Table:
+    """The same table with read-only columns (for tables kept in a cache and shared)."""
+    for name in table:
+        table[name].flags.writeable = False
+    return table
+
+
+def kahan_sum(values: list[float], min_count: int = 0) -> float:
+    """Sum of the non-NaN values in order, with the compensation pandas' groupby sum uses (so
+    a sum here has the last digit of the DataFrame code it replaces); NaN with fewer than
+    `min_count` values."""
+    total = compensation = 0.0
+    count = 0
+    for value in values:
+        if value != value:
+            continue
+        count += 1
+        y = value - compensation
+        t = total + y
+        compensation = t - total - y
+        if compensation != compensation:
+            compensation = 0.0
+        total = t
+    return total if count >= min_count else math.nan
+
+
+def _read(path: Path, columns: list[str], integer: str, number: str) -> Table:
+    if not path.is_file():
+        return frozen(Table.empty(columns))
+    data = csv_columns(path)
+    table = {name: text(values) for name, values in data.items()}
+    table[integer] = np.array([int(v) for v in data[integer]], dtype=np.int64)
+    table[number] = numbers(data[number])
+    return frozen(Table(table, len(data[integer])))
+
+
+@functools.cache
+def usgs_world_production_table() -> Table:
+    """USGS MCS 2026 world production tables by country and stage (no rows if not shipped):
+    year, country, mineral, stage, qty_t (NaN where withheld), basis, usgs_table, flag."""
+    return _read(SOURCES_DIR / "usgs_world_production.csv", WORLD_COLUMNS, "year", "qty_t")
+
+
+@functools.cache
+def usgs_world_production() -> pd.DataFrame:
+    """`usgs_world_production_table` as a DataFrame."""
+    return usgs_world_production_table().frame()
+
+
+@functools.cache
+def usgs_reference_table() -> Table:
+    """USGS MCS 2026 figures for the United States (reference/usgs_mcs2026.csv): mineral, year,
+    measure, stage, value, usgs_text, unit, what, chapter."""
+    return _read(REFERENCE_DIR / "usgs_mcs2026.csv", REFERENCE_COLUMNS, "year", "value")
+
+
+@functools.cache
+def usgs_reference() -> pd.DataFrame:
+    """`usgs_reference_table` as a DataFrame."""
+    return usgs_reference_table().frame()
+
+
+@functools.cache
+def usgs_us_production_table() -> Table:
+    """United States production by mineral and stage from USGS MCS 2026, primary and secondary
+    (scrap) output of a stage together, as USGS's apparent consumption counts them; withheld
+    figures are left out. Columns: year, mineral, stage, unit, qty_t, country; sorted by
+    year, mineral, stage, unit."""
+    from critmin.data.stages import STAGES
+
+    table = usgs_reference_table()
+    groups: dict[tuple, list[float]] = {}
+    if len(table):
+        keep = (table["measure"] == "us_production") & ~np.isnan(table["value"])
+        for year, mineral, stage, unit, value in zip(
+            table["year"][keep].tolist(),
+            table["mineral"][keep],
+            table["stage"][keep],
+            table["unit"][keep],
+            table["value"][keep].tolist(),
+            strict=True,
+        ):
+            # USGS counts secondary (scrap) output in apparent consumption: refined-stage output.
+            stage = "refined" if stage == "secondary" else stage
+            if stage in STAGES:
+                groups.setdefault((year, mineral, stage, unit), []).append(value)
+    keys = sorted(groups)
+    columns = {
+        "year": np.array([k[0] for k in keys], dtype=np.int64),
+        "mineral": text([k[1] for k in keys]),
+        "stage": text([k[2] for k in keys]),
+        "unit": text([k[3] for k in keys]),
+        "qty_t": np.array([kahan_sum(groups[k]) for k in keys], dtype=float),
+        "country": text(["USA"] * len(keys)),
+    }
+    return frozen(Table(columns, len(keys)))
+
+
+def usgs_us_production() -> pd.DataFrame:
+    """`usgs_us_production_table` as a DataFrame."""
+    return usgs_us_production_table().frame()
+
+
+def stage_production_table(year: int, minerals: tuple[str, ...] | None = None) -> Table:
+    """Production of one year by mineral, stage and country in the stage's unit.
+
+    Sources as supply_stages.csv names them: World Mining Data (the bundled production table) or
+    the USGS world tables (sources/usgs_world_production.csv); where a stage's source has no
+    figure for the United States, USGS's national figure of the stage in the same unit
+    (reference/usgs_mcs2026.csv, e.g. rare-earth compounds and metals; primary and secondary)
+    fills it. A country whose figures are withheld keeps a row with qty_t NaN. Columns:
+    mineral, stage, country, qty_t, source. Other countries of a `none` stage have no rows.
+    Rows: World Mining Data's by stage in the order of supply_stages.csv and by country
+    (they came in DuckDB's hash order before), then USGS's by mineral, stage and country,
+    then the national figures.
+    """
+    from critmin.data.stages import supply_stages_table
+
+    year = int(year)
+    stages = supply_stages_table()
+    if minerals is not None:
+        stages = stages.where(np.isin(stages["mineral"], list(minerals)))
+    # one list of (mineral, stage, country, qty_t, source) rows per source, in the old order
+    parts: list[list[tuple]] = []
+    wmd = [
+        (m, s, p.removeprefix("wmd:"))
+        for m, s, p in zip(
+            stages["mineral"], stages["stage"], stages["production_source"], strict=True
+        )
+        if p.startswith("wmd:")
+    ]
+    if wmd:
+        made = query_arrays(
+            "SELECT commodity, country, sum(qty_t) AS qty_t FROM {production} "
+            "WHERE year = ? AND qty_t IS NOT NULL GROUP BY ALL ORDER BY commodity, country",
+            [year],
+        )
+        by_commodity: dict[str, list[tuple[str, float]]] = {}
+        for commodity, country, qty in zip(
+            made["commodity"], made["country"], made["qty_t"].tolist(), strict=True
+        ):
+            by_commodity.setdefault(commodity, []).append((country, qty))
+        parts.append(
+            [
+                (m, s, country, qty, "World Mining Data")
+                for m, s, commodity in wmd
+                for country, qty in by_commodity.get(commodity, [])
+            ]
+        )
+    usgs = {
+        (m, s)
+        for m, s, p in zip(
+            stages["mineral"], stages["stage"], stages["production_source"], strict=True
+        )
+        if p == "usgs"
+    }
+    world = usgs_world_production_table()
+    if usgs and len(world):
+        # Several tables can feed one stage (ferrosilicon and silicon metal); a country whose
+        # figures are all withheld (W) keeps a row without quantity.
+        groups: dict[tuple[str, str, str], list[float]] = {}
+        for y, country, mineral, stage, qty in zip(
+            world["year"].tolist(),
+            world["country"],
+            world["mineral"],
+            world["stage"],
+            world["qty_t"].tolist(),
+            strict=True,
+        ):
+            if y == year and country != "WLD" and (mineral, stage) in usgs:
+                groups.setdefault((mineral, stage, country), []).append(qty)
+        parts.append(
+            [
+                (*key, kahan_sum(groups[key], min_count=1), "USGS Mineral Commodity Summaries 2026")
+                for key in sorted(groups)
+            ]
+        )
+    have = {(m, s, c) for part in parts for m, s, c, qty, _ in part if qty == qty}
+    units = set(zip(stages["mineral"], stages["stage"], stages["unit"], strict=True))
+    us = usgs_us_production_table()
+    national = [
+        (m, s, c, qty, US_NATIONAL_SOURCE)
+        for y, m, s, unit, c, qty in zip(
+            us["year"].tolist(),
+            us["mineral"],
+            us["stage"],
+            us["unit"],
+            us["country"],
+            us["qty_t"].tolist(),
+            strict=True,
+        )
+        if y == year and (m, s, unit) in units and (m, s, "USA") not in have
+    ]
+    if national:
+        filled = {(m, s) for m, s, *_ in national}
+        parts = [[r for r in part if not (r[2] == "USA" and r[:2] in filled)] for part in parts]
+        parts.append(national)
+    rows = [r for part in parts for r in part]
+    return Table(
+        {
+            "mineral": text([r[0] for r in rows]),
+            "stage": text([r[1] for r in rows]),
+            "country": text([r[2] for r in rows]),
+            "qty_t": np.array([r[3] for r in rows], dtype=float),
+            "source": text([r[4] for r in rows]),
+        },
+        len(rows),
+    )
+
+
+def stage_production(year: int, minerals: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """`stage_production_table` as a DataFrame."""
+    return stage_production_table(year, minerals).frame()
+
+
+@functools.cache
+def stage_shares() -> pd.DataFrame:
+    """Published country shares of a stage where no tonnage series exists (shares, not tonnes).
+
+    Columns: year, mineral, stage, country, share, measure, source, licence.
+    """
+    import pandas as pd
+
+    from critmin.data.schema import read_commented_csv
+
+    path = SOURCES_DIR / "stage_shares.csv"
+    if not path.is_file():
+        return pd.DataFrame(
+            columns=["year", "mineral", "stage", "country", "share", "measure", "source"]
+        )
+    table = pd.DataFrame(read_commented_csv(path))
+    table["year"] = pd.to_numeric(table["year"]).astype(int)
+    table["share"] = pd.to_numeric(table["share"])
+    return table
