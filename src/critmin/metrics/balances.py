@@ -11,30 +11,39 @@ Apparent consumption (USGS Mineral Commodity Summaries, appendix: "apparent cons
 production + imports − exports"; stock changes are not in the data) is computed within one
 stage only. Stages with no open production series (`none` in supply_stages.csv) take the least
 production the trade implies, max(0, exports − imports), and say so in `production_status`.
+
+The balances are built with NumPy on `critmin.data.columns.Table`s, without pandas (a one-question
+command must not pay pandas' import, issue 18); the DataFrame attributes are made from the
+tables on first use. Group sums add in row order with the compensated (Kahan) summation pandas'
+groupby uses, so the figures are those of the DataFrame computation to the last bit.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
+from critmin.data import quality as data_quality
+from critmin.data import stages as data_stages
 from critmin.data.catalog import dataset_stamp
-from critmin.data.quality import correct_quantities
-from critmin.data.stages import (
-    HS_REVISIONS,
-    STAGES,
-    stage_production,
-    stage_trade_rows,
-    supply_chain,
-    supply_stages,
-)
+from critmin.data.columns import Table
 from critmin.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STAGE_BASES = ("content", "gross", "value")
 KEYS = ["mineral", "stage"]
+# The DataFrame attribute made from each table.
+_FRAME_OF = {
+    "flow_table": "flows",
+    "production_table": "production",
+    "coverage_table": "coverage",
+    "correction_table": "corrections",
+}
 
 
 def check_stage_basis(basis: str) -> str:
@@ -46,14 +55,57 @@ def check_stage_basis(basis: str) -> str:
 
 @dataclass(frozen=True)
 class Balances:
-    """The balances of one year and basis (see the module docstring for units)."""
+    """The balances of one year and basis (see the module docstring for units).
+
+    Tables: `flow_table` (mineral, stage, exporter, importer, amount), `production_table`
+    (mineral, stage, country, amount, source), `coverage_table` (one row per mineral × stage),
+    `correction_table` (flows changed by data-quality rules). `flows`, `production`, `coverage`
+    and `corrections` are the same as DataFrames, made once on first use. DataFrames given to the
+    constructor are taken as `from_frames` takes them.
+    """
 
     year: int
     basis: str
-    flows: pd.DataFrame  # mineral, stage, exporter, importer, amount
-    production: pd.DataFrame  # mineral, stage, country, amount, source
-    coverage: pd.DataFrame  # one row per mineral × stage
-    corrections: pd.DataFrame  # flows changed by data-quality rules
+    flow_table: Table
+    production_table: Table
+    coverage_table: Table
+    correction_table: Table
+
+    def __post_init__(self) -> None:
+        for name, frame_name in _FRAME_OF.items():
+            given = getattr(self, name)
+            if not isinstance(given, Table):  # a DataFrame: keep it as the frame attribute
+                object.__setattr__(self, name, Table.from_frame(given))
+                self.__dict__[frame_name] = given
+
+    @classmethod
+    def from_frames(
+        cls,
+        year: int,
+        basis: str,
+        flows: pd.DataFrame,
+        production: pd.DataFrame,
+        coverage: pd.DataFrame,
+        corrections: pd.DataFrame,
+    ) -> Balances:
+        """Balances from DataFrames (kept as the DataFrame attributes, turned into the tables)."""
+        return cls(year, basis, flows, production, coverage, corrections)
+
+    @functools.cached_property
+    def flows(self) -> pd.DataFrame:
+        return _frame(self.flow_table)
+
+    @functools.cached_property
+    def production(self) -> pd.DataFrame:
+        return _frame(self.production_table)
+
+    @functools.cached_property
+    def coverage(self) -> pd.DataFrame:
+        return _frame(self.coverage_table)
+
+    @functools.cached_property
+    def corrections(self) -> pd.DataFrame:
+        return _frame(self.correction_table)
 
     def stage_flows(self, mineral: str, stage: str) -> pd.DataFrame:
         """Flows of one mineral and stage: exporter, importer, amount."""
@@ -82,129 +134,174 @@ def clear_cache() -> None:
     _balances.cache_clear()
 
 
+def _frame(table: Table) -> pd.DataFrame:
+    frame = table.frame()
+    if not len(frame):  # no values to tell text by: text columns as pandas reads text
+        text = [name for name in frame.columns if frame[name].dtype == object]
+        frame = frame.astype(dict.fromkeys(text, "str"))
+    return frame
+
+
+# Until the data layer's Table functions land: the DataFrame functions, as Tables.
+def _trade_table(year: int, minerals: tuple[str, ...] | None) -> Table:
+    real = getattr(data_stages, "stage_trade_table", None)
+    if real is not None:
+        return real(year, minerals)
+    return Table.from_frame(data_stages.stage_trade_rows(year, minerals))
+
+
+def _production_table(year: int, minerals: tuple[str, ...] | None) -> Table:
+    real = getattr(data_stages, "stage_production_table", None)
+    if real is not None:
+        return real(year, minerals)
+    return Table.from_frame(data_stages.stage_production(year, minerals))
+
+
+def _corrected(rows: Table) -> Table:
+    real = getattr(data_quality, "corrected_quantities", None)
+    if real is not None:
+        return real(rows)
+    return Table.from_frame(data_quality.correct_quantities(rows.frame()))
+
+
 @functools.lru_cache(maxsize=16)
 def _balances(year: int, basis: str, _data_dir: str, minerals: tuple[str, ...] | None) -> Balances:
-    rows = correct_quantities(stage_trade_rows(year, minerals))
-    counted = rows[rows["counted"]].copy()
+    from critmin.metrics.coverage_table import coverage_table
+
+    rows = _corrected(_trade_table(year, minerals))
+    counted = rows.where(np.asarray(rows["counted"], dtype=bool))
     if basis == "content":
-        counted["amount"] = counted["gross_t"] * counted["content_factor"] * counted["share"]
+        amount = counted["gross_t"] * counted["content_factor"] * counted["share"]
     elif basis == "gross":
-        counted["amount"] = counted["gross_t"] * counted["share"]
+        amount = counted["gross_t"] * counted["share"]
     else:
-        counted["amount"] = counted["value_kusd"] * counted["share"]
-    counted = counted[counted["amount"].notna() & (counted["exporter"] != counted["importer"])]
-    flows = counted.groupby([*KEYS, "exporter", "importer"], as_index=False)["amount"].sum()
+        amount = counted["value_kusd"] * counted["share"]
+    keep = ~np.isnan(amount) & (counted["exporter"] != counted["importer"])
+    moving = counted.assign(amount=amount).where(keep)
+    flows = group_sum(moving, [*KEYS, "exporter", "importer"], "amount")
     production = _production(year, basis, rows, minerals)
-    coverage = _coverage(rows, production, basis, minerals)
-    corrections = rows.loc[
-        rows["quality"] != "",
-        [*KEYS, "hs_revision", "hs6", "exporter", "importer", "reported_t", "gross_t"],
-    ]
-    return Balances(year, basis, flows, production, coverage, corrections.reset_index(drop=True))
+    coverage = coverage_table(rows, production, basis, minerals)
+    corrections = rows.where(rows["quality"] != "").select(
+        [*KEYS, "hs_revision", "hs6", "exporter", "importer", "reported_t", "gross_t"]
+    )
+    return Balances(year, basis, flows, production, coverage, corrections)
 
 
-def _production(
-    year: int, basis: str, rows: pd.DataFrame, minerals: tuple[str, ...] | None
-) -> pd.DataFrame:
-    made = stage_production(year, minerals).rename(columns={"qty_t": "amount"})
-    made = made.groupby([*KEYS, "country", "source"], as_index=False)["amount"].sum(min_count=1)
+def _production(year: int, basis: str, rows: Table, minerals: tuple[str, ...] | None) -> Table:
+    made = _production_table(year, minerals).rename({"qty_t": "amount"})
+    made = group_sum(made, [*KEYS, "country", "source"], "amount", min_count=1)
     if basis == "gross":
-        return made.iloc[0:0]
-    if basis == "value":
-        priced = rows[rows["counted"] & (rows["gross_t"] > 0) & rows["value_kusd"].notna()]
-        content = priced["gross_t"] * priced["content_factor"] * priced["share"]
-        per_unit = (
-            priced.assign(content=content, value=priced["value_kusd"] * priced["share"])
-            .groupby(KEYS)[["value", "content"]]
-            .sum()
+        return made.where(np.zeros(len(made), dtype=bool))
+    if basis == "value":  # at the stage's world unit value: Σ value / Σ content of its flows
+        priced = rows.where(
+            np.asarray(rows["counted"], dtype=bool)
+            & (rows["gross_t"] > 0)
+            & ~np.isnan(rows["value_kusd"])
         )
-        unit_value = (per_unit["value"] / per_unit["content"]).rename("kusd_per_unit")
-        made = made.merge(unit_value.reset_index(), on=KEYS, how="inner")
-        made["amount"] = made["amount"] * made["kusd_per_unit"]
-        made = made.drop(columns="kusd_per_unit")
+        content = priced["gross_t"] * priced["content_factor"] * priced["share"]
+        value = priced["value_kusd"] * priced["share"]
+        code, first = group_rows([priced[k] for k in KEYS])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            unit_value = kahan_sums(code, value, len(first)) / kahan_sums(code, content, len(first))
+        at = join_index([made[k] for k in KEYS], [priced[k][first] for k in KEYS])
+        made = made.where(at >= 0)
+        made = made.assign(amount=made["amount"] * unit_value[at[at >= 0]])
     return made
 
 
-def _coverage(
-    rows: pd.DataFrame, production: pd.DataFrame, basis: str, minerals: tuple[str, ...] | None
-) -> pd.DataFrame:
-    """What the data cover per mineral × stage: codes with data, codes missing, flagged codes."""
-    chain = supply_chain()
-    if minerals is not None:
-        chain = chain[chain["mineral"].isin(list(minerals))]
-    products = chain.drop_duplicates("row")[[*KEYS, "row"]]
-    with_data = (
-        rows.assign(has_qty=rows["gross_t"].notna())
-        .groupby("row")
-        .agg(hs_revision=("hs_revision", "first"), hs6=("hs6", "first"), has_qty=("has_qty", "any"))
-    )
-    products = products.merge(with_data, left_on="row", right_index=True, how="left")
-    # Whether a product is counted or split depends on the revision its data come in (the
-    # newest revision where it has none): germanium has its own code in HS92, a shared one later.
-    rank = chain["hs_revision"].map({r: i for i, r in enumerate(HS_REVISIONS)})
-    newest_revision = chain.loc[rank.groupby(chain["row"]).idxmax(), ["row", "hs_revision"]]
-    newest_revision = newest_revision.set_index("row")["hs_revision"].rename("newest")
-    products = products.merge(newest_revision, left_on="row", right_index=True)
-    products["revision_used"] = products["hs_revision"].fillna(products["newest"])
-    products = products.merge(
-        chain[["row", "hs_revision", "counted", "basket"]].rename(
-            columns={"hs_revision": "revision_used"}
-        ),
-        on=["row", "revision_used"],
-    )
-    latest_code = chain[["row", "hs_revision", "hs6"]].rename(
-        columns={"hs_revision": "newest", "hs6": "hs6_latest"}
-    )
-    products = products.merge(latest_code, on=["row", "newest"])
-    products["label"] = products["hs6"].fillna(products["hs6_latest"])
-    needs_qty = basis != "value"
-    products["covered"] = (
-        products["counted"]
-        & products["hs_revision"].notna()
-        & (products["has_qty"].fillna(False).astype(bool) | (not needs_qty))
-    )
+# Group operations on columns, as pandas does them.
 
-    def codes(mask: pd.Series, column: str = "label") -> pd.Series:
-        picked = products[mask].groupby(KEYS)[column].agg(lambda s: sorted(set(s)))
-        return picked.reindex(stages_index).map(lambda v: v if isinstance(v, list) else [])
 
-    stages_index = pd.MultiIndex.from_frame(products[KEYS].drop_duplicates())
-    covered, counted = products["covered"], products["counted"]
-    split = (covered & products["basket"]).groupby([products[k] for k in KEYS]).any()
-    records = pd.DataFrame(
-        {
-            "codes_covered": codes(covered),
-            "codes_missing": codes(counted & ~covered),
-            "codes_flagged": codes(~counted),
-            "revisions": codes(covered, "hs_revision"),
-            "basket_split": split.reindex(stages_index).fillna(False).astype(bool),
-        }
-    ).reset_index()
-    coverage = records
-    moved = rows[rows["stage_override"]] if "stage_override" in rows else rows.iloc[0:0]
-    if len(moved):  # flows moved to another stage by stage_overrides.csv count there
-        extra = moved.groupby(KEYS)["hs6"].agg(lambda s: sorted(set(s)))
-        for (mineral, stage), codes in extra.items():
-            at = (coverage["mineral"] == mineral) & (coverage["stage"] == stage)
-            coverage.loc[at, "codes_covered"] = coverage.loc[at, "codes_covered"].map(
-                lambda have, codes=codes: sorted(set(have) | {f"{c} (moved)" for c in codes})
-            )
-    stages = supply_stages()[[*KEYS, "unit", "production_source", "production_note"]]
-    if minerals is not None:
-        stages = stages[stages["mineral"].isin(list(minerals))]
-    coverage = stages.merge(coverage, on=KEYS, how="left")
-    coverage["has_trade"] = coverage["codes_covered"].map(len) > 0
-    made_keys = set(zip(production["mineral"], production["stage"], strict=True))
-    coverage["has_production"] = [
-        (m, s) in made_keys for m, s in zip(coverage["mineral"], coverage["stage"], strict=True)
-    ]
-    n_counted = coverage["codes_covered"].map(len) + coverage["codes_missing"].map(len)
-    coverage["code_share"] = coverage["codes_covered"].map(len) / n_counted.replace(0, np.nan)
-    order = {s: i for i, s in enumerate(STAGES)}
-    coverage = coverage.sort_values(
-        ["mineral", "stage"], key=lambda c: c.map(order) if c.name == "stage" else c
-    )
-    return coverage.reset_index(drop=True)
+def _sortable(values: np.ndarray) -> np.ndarray:
+    """Values np.unique sorts quickly and as Python compares them (text as a str array)."""
+    return values.astype(str) if values.dtype == object else values
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    if values.dtype == object:
+        return np.equal(values, None)
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    return np.zeros(len(values), dtype=bool)
+
+
+def group_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The group of each row by these key columns, groups numbered in the keys' sorted order
+    (pandas' groupby order), and each group's first row."""
+    code = np.zeros(len(columns[0]), dtype=np.int64)
+    first = np.zeros(0, dtype=np.int64)
+    for values in columns:
+        uniques, inverse = np.unique(_sortable(values), return_inverse=True)
+        _, first, code = np.unique(
+            code * len(uniques) + inverse.reshape(-1), return_index=True, return_inverse=True
+        )
+        code = code.reshape(-1)
+    return code, first
+
+
+def kahan_sums(code: np.ndarray, values: np.ndarray, n: int, min_count: int = 0) -> np.ndarray:
+    """Σ values per group 0..n-1 as pandas' groupby sum adds them: in row order, with Kahan
+    compensation, NaN skipped; a group with fewer than `min_count` numbers sums to NaN.
+
+    Vectorised over groups: step k adds the k-th value of every group that has one (groups in
+    descending size, so those still adding are a prefix); steps = the largest group's size.
+    """
+    values = np.asarray(values, dtype=float)
+    present = ~np.isnan(values)
+    code, values = code[present], values[present]
+    counts = np.bincount(code, minlength=n)
+    sums = np.zeros(n)
+    if len(values):
+        slot = np.empty(n, dtype=np.int64)
+        slot[np.argsort(-counts, kind="stable")] = np.arange(n)
+        by_group = np.argsort(code, kind="stable")
+        start = np.cumsum(counts) - counts
+        rank = np.empty(len(code), dtype=np.int64)
+        rank[by_group] = np.arange(len(code)) - start[code[by_group]]
+        steps = values[np.lexsort((slot[code], rank))]
+        total, compensation = np.zeros(n), np.zeros(n)
+        infinite = not np.isfinite(steps).all()
+        at = 0
+        with np.errstate(invalid="ignore"):  # inf - inf: see below
+            for m in np.bincount(rank).tolist():
+                y = steps[at : at + m] - compensation[:m]
+                t = total[:m] + y
+                compensation[:m] = (t - total[:m]) - y
+                if infinite:  # pandas: an infinite value leaves no compensation (GH 53606)
+                    fixed = compensation[:m]
+                    fixed[np.isnan(fixed)] = 0.0
+                total[:m] = t
+                at += m
+        sums = total[slot]
+    if min_count:
+        sums[counts < min_count] = np.nan
+    return sums
+
+
+def group_sum(table: Table, keys: list[str], value: str, min_count: int = 0) -> Table:
+    """`groupby(keys, as_index=False)[value].sum(min_count=...)`: one row per group of rows with
+    all keys present, in sorted key order."""
+    present = np.ones(len(table), dtype=bool)
+    for key in keys:
+        present &= ~_missing(table[key])
+    if not present.all():
+        table = table.where(present)
+    if not len(table):
+        return table.select([*keys, value])
+    code, first = group_rows([table[k] for k in keys])
+    sums = kahan_sums(code, table[value], len(first), min_count)
+    return Table({**{k: table[k][first] for k in keys}, value: sums}, len(first))
+
+
+def join_index(left: list[np.ndarray], right: list[np.ndarray]) -> np.ndarray:
+    """For each left row, the first right row with the same keys, -1 where none has them."""
+    n = len(left[0])
+    if not n or not len(right[0]):
+        return np.full(n, -1, dtype=np.int64)
+    code, _ = group_rows([np.concatenate([a, b]) for a, b in zip(left, right, strict=True)])
+    where = np.full(int(code.max()) + 1, -1, dtype=np.int64)
+    where[code[n:][::-1]] = np.arange(len(code) - n)[::-1]  # the first of duplicates wins
+    return where[code[:n]]
 
 
 def balance_sheet(
@@ -219,6 +316,8 @@ def balance_sheet(
     max(0, exports − imports), the least the trade implies) or `none` (gross basis: no
     production figure).
     """
+    import pandas as pd
+
     flows = bal.flows if flows is None else flows
     production = bal.production if production is None else production
     imports = flows.groupby([*KEYS, "importer"])["amount"].sum().rename("imports")
