@@ -21,50 +21,95 @@ raw Comtrade file is not a supported input.
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from critmin.data.columns import Table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 OUTLIER_FACTOR = 20.0
 MIN_SHARE_OF_CODE = 0.01
 
 
-def correct_quantities(rows: pd.DataFrame) -> pd.DataFrame:
+def corrected_quantities(rows: Table) -> Table:
     """Apply rule Q1 to trade rows (hs_revision, hs6, gross_t, value_kusd of one year).
 
-    Returns a copy with `gross_t` corrected where the rule fires and two columns added:
-    `reported_t` (the quantity as reported) and `quality` ("" or "Q1").
+    Returns a table with `gross_t` corrected where the rule fires and two columns added:
+    `reported_t` (the quantity as reported) and `quality` ("" or "Q1"). The input's arrays
+    are not changed.
     """
+    gross = np.asarray(rows["gross_t"], dtype=float)
+    value = np.asarray(rows["value_kusd"], dtype=float)
+    quality = np.full(len(rows), "", dtype=object)
+    with np.errstate(invalid="ignore"):
+        priced = (gross > 0) & (value > 0)
+    if not priced.any():
+        return rows.assign(gross_t=gross.copy(), reported_t=gross, quality=quality)
+    group = _groups(rows["hs_revision"], rows["hs6"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unit_value = np.where(priced, value / gross, np.nan)
+    reference = _weighted_median(group[priced], unit_value[priced], gross[priced], group.max() + 1)
+    reference = reference[group]
+    world = np.bincount(group, weights=np.where(np.isnan(gross), 0.0, gross))[group]
+    with np.errstate(invalid="ignore"):
+        fires = (
+            priced
+            & (unit_value < reference / OUTLIER_FACTOR)
+            & (gross >= MIN_SHARE_OF_CODE * world)
+        )
+    used = gross.copy()
+    used[fires] = value[fires] / reference[fires]
+    quality[fires] = "Q1"
+    return rows.assign(gross_t=used, reported_t=gross, quality=quality)
+
+
+def correct_quantities(rows: pd.DataFrame) -> pd.DataFrame:
+    """`corrected_quantities` on a DataFrame: a copy (same index and columns) with `gross_t`
+    corrected and `reported_t` and `quality` added."""
+    fixed = corrected_quantities(
+        Table(
+            {
+                "hs_revision": rows["hs_revision"].to_numpy(dtype=object),
+                "hs6": rows["hs6"].to_numpy(dtype=object),
+                "gross_t": rows["gross_t"].to_numpy(dtype=float, na_value=np.nan),
+                "value_kusd": rows["value_kusd"].to_numpy(dtype=float, na_value=np.nan),
+            },
+            len(rows),
+        )
+    )
     out = rows.copy()
     out["reported_t"] = out["gross_t"]
-    out["quality"] = ""
-    priced = (out["gross_t"] > 0) & (out["value_kusd"] > 0)
-    if not priced.any():
-        return out
-    keys = ["hs_revision", "hs6"]
-    unit_value = (out["value_kusd"] / out["gross_t"]).where(priced)
-    reference = _weighted_median(
-        out.loc[priced, keys], unit_value[priced], out.loc[priced, "gross_t"]
-    )
-    reference = out[keys].merge(reference, on=keys, how="left")["reference"].to_numpy()
-    world = out["gross_t"].fillna(0.0).groupby([out[k] for k in keys]).transform("sum")
-    fires = (
-        priced
-        & (unit_value < reference / OUTLIER_FACTOR)
-        & (out["gross_t"] >= MIN_SHARE_OF_CODE * world)
-    )
-    out.loc[fires, "gross_t"] = out.loc[fires, "value_kusd"] / reference[fires.to_numpy()]
-    out.loc[fires, "quality"] = "Q1"
+    out["quality"] = fixed["quality"]
+    out["gross_t"] = fixed["gross_t"]
     return out
 
 
-def _weighted_median(keys: pd.DataFrame, values: pd.Series, weights: pd.Series) -> pd.DataFrame:
-    """Per group of `keys`: the value at which the cumulative weight reaches half the total."""
-    frame = keys.assign(value=values.to_numpy(), weight=weights.to_numpy())
-    frame = frame.sort_values([*keys.columns, "value"])
-    groups = [frame[c] for c in keys.columns]
-    cumulative = frame.groupby(groups)["weight"].cumsum()
-    half = frame.groupby(groups)["weight"].transform("sum") / 2
-    first = frame[cumulative >= half].drop_duplicates(list(keys.columns))
-    return first[[*keys.columns, "value"]].rename(columns={"value": "reference"})
+def _groups(*keys: np.ndarray) -> np.ndarray:
+    """Group numbers 0..n-1 of rows by the values of `keys` (numbered in sorted key order)."""
+    codes = np.zeros(len(keys[0]), dtype=np.int64)
+    for key in keys:
+        uniques, inverse = np.unique(np.asarray(key, dtype=object).astype(str), return_inverse=True)
+        codes = codes * len(uniques) + inverse.ravel()
+    return np.unique(codes, return_inverse=True)[1].ravel()
+
+
+def _weighted_median(
+    group: np.ndarray, values: np.ndarray, weights: np.ndarray, groups: int
+) -> np.ndarray:
+    """Per group: the value at which the cumulative weight (in order of value) reaches half the
+    group's total; NaN for a group without rows."""
+    order = np.lexsort((values, group))  # stable: equal values keep their order
+    group, values, weights = group[order], values[order], weights[order]
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    ends = np.r_[starts[1:], len(group)]
+    out = np.full(groups, np.nan)
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):  # per group, not per row
+        cumulative = np.cumsum(weights[start:end])
+        out[group[start]] = values[start + int(np.argmax(cumulative >= cumulative[-1] / 2))]
+    return out
 
 
 def quality_notes(year: int) -> pd.DataFrame:
@@ -73,6 +118,8 @@ def quality_notes(year: int) -> pd.DataFrame:
     Columns: rule, year, mineral, stage, hs6, exporter, importer, reported_t, used_t,
     unit_value_usd_per_kg (of the flow or importer), reference_usd_per_kg, note.
     """
+    import pandas as pd
+
     from critmin.data.stages import stage_trade_rows
 
     rows = correct_quantities(stage_trade_rows(year))
