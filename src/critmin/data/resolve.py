@@ -7,9 +7,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-import pandas as pd
-
-from critmin.data.catalog import query, user_data_dir
+from critmin.data.catalog import query_arrays, user_data_dir
 from critmin.data.groups import Group, load_groups
 from critmin.errors import InputError, UnknownNameError
 
@@ -88,23 +86,23 @@ class _Index:
 
 @functools.lru_cache(maxsize=4)
 def _commodity_table(_data_dir: str) -> tuple[dict[str, Commodity], _Index]:
-    frame = query("SELECT * FROM {commodities} ORDER BY commodity")
     records: dict[str, Commodity] = {}
     index = _Index("commodity", "see 'critmin data commodities'")
-    for row in frame.itertuples(index=False):
+    # read without pandas: a one-question command must not pay its import (issue 18)
+    for row in _records("SELECT * FROM {commodities} ORDER BY commodity"):
         item = Commodity(
-            id=row.commodity,
-            name=row.name,
-            stage=row.stage,
-            production_stage=row.production_stage,
-            hs6=tuple(row.hs6),
-            hs6_complementary=tuple(row.hs6_complementary),
-            unit=row.unit,
-            eol_rir=None if pd.isna(row.eol_rir) else float(row.eol_rir),
-            peer_name=row.peer_name,
-            wmd_sheet=row.wmd_sheet,
-            aliases=tuple(row.aliases),
-            upstream=row.upstream if isinstance(row.upstream, str) else None,
+            id=row["commodity"],
+            name=row["name"],
+            stage=row["stage"],
+            production_stage=row["production_stage"],
+            hs6=tuple(row["hs6"]),
+            hs6_complementary=tuple(row["hs6_complementary"]),
+            unit=row["unit"],
+            eol_rir=_number(row["eol_rir"]),
+            peer_name=row["peer_name"],
+            wmd_sheet=row["wmd_sheet"],
+            aliases=tuple(row["aliases"]),
+            upstream=row["upstream"] if isinstance(row["upstream"], str) else None,
         )
         records[item.id] = item
         index.add(item.id, list(item.aliases), [item.id, item.name])
@@ -123,14 +121,14 @@ _STAGE_ONLY_ALIASES = {
 
 
 def _stage_only_minerals(known: set[str]) -> list[Commodity]:
-    from critmin.data.stages import stage_minerals, supply_chain
+    from critmin.data.stages import stage_minerals, supply_chain_table
 
-    chain = supply_chain()
+    chain = supply_chain_table()
     out = []
     for mineral in stage_minerals():
         if mineral in known:
             continue
-        codes = chain.loc[(chain["mineral"] == mineral) & (chain["hs_revision"] == "HS92"), "hs6"]
+        codes = chain["hs6"][(chain["mineral"] == mineral) & (chain["hs_revision"] == "HS92")]
         out.append(
             Commodity(
                 id=mineral,
@@ -151,22 +149,40 @@ def _stage_only_minerals(known: set[str]) -> list[Commodity]:
 
 @functools.lru_cache(maxsize=4)
 def _country_table(_data_dir: str) -> tuple[dict[str, Country], _Index]:
-    frame = query("SELECT * FROM {countries} ORDER BY iso3")
     records: dict[str, Country] = {}
     index = _Index("country", "see 'critmin data countries'")
-    for row in frame.itertuples(index=False):
+    for row in _records("SELECT * FROM {countries} ORDER BY iso3"):
+        iso_num = _number(row["iso_num"])
         item = Country(
-            iso3=row.iso3,
-            name=row.name,
-            iso_num=None if pd.isna(row.iso_num) else int(row.iso_num),
-            iso2=row.iso2 if isinstance(row.iso2, str) else None,
-            baci_codes=tuple(int(c) for c in row.baci_codes),
-            kind=row.kind,
-            aliases=tuple(row.aliases),
+            iso3=row["iso3"],
+            name=row["name"],
+            iso_num=None if iso_num is None else int(iso_num),
+            iso2=row["iso2"] if isinstance(row["iso2"], str) else None,
+            baci_codes=tuple(int(c) for c in row["baci_codes"]),
+            kind=row["kind"],
+            aliases=tuple(row["aliases"]),
         )
         records[item.iso3] = item
         index.add(item.iso3, list(item.aliases), [item.iso3, item.name])
     return records, index
+
+
+def _records(sql: str) -> list[dict[str, object]]:
+    """The rows of a query as dicts of Python values (list cells as lists)."""
+    columns = query_arrays(sql)
+    lists = {
+        name: [v.tolist() if hasattr(v, "tolist") else v for v in values.tolist()]
+        for name, values in columns.items()
+    }
+    count = len(next(iter(lists.values()), []))
+    return [{name: lists[name][i] for name in lists} for i in range(count)]
+
+
+def _number(value: object) -> float | None:
+    """A number, or None where it is missing (NULL or NaN)."""
+    if value is None or value != value:
+        return None
+    return float(value)
 
 
 def commodity(name: str) -> Commodity:
