@@ -38,12 +38,6 @@ print(json.dumps({"loaded": loaded, "sizes": sizes}))
 """
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the data layer's Table functions (stage_trade_table, stage_production_table, "
-    "supply_chain_table, supply_stages_table, corrected_quantities) and a pandas-free "
-    "critmin.data.stages/quality are still to land",
-)
 def test_balances_of_one_mineral_are_built_without_pandas():
     done = subprocess.run(
         [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=120

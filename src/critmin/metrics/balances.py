@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from critmin.data import quality as data_quality
-from critmin.data import stages as data_stages
 from critmin.data.catalog import dataset_stamp
 from critmin.data.columns import Table
+from critmin.data.quality import corrected_quantities
+from critmin.data.stages import stage_production_table, stage_trade_table
 from critmin.errors import InputError
 
 if TYPE_CHECKING:
@@ -142,33 +142,11 @@ def _frame(table: Table) -> pd.DataFrame:
     return frame
 
 
-# Until the data layer's Table functions land: the DataFrame functions, as Tables.
-def _trade_table(year: int, minerals: tuple[str, ...] | None) -> Table:
-    real = getattr(data_stages, "stage_trade_table", None)
-    if real is not None:
-        return real(year, minerals)
-    return Table.from_frame(data_stages.stage_trade_rows(year, minerals))
-
-
-def _production_table(year: int, minerals: tuple[str, ...] | None) -> Table:
-    real = getattr(data_stages, "stage_production_table", None)
-    if real is not None:
-        return real(year, minerals)
-    return Table.from_frame(data_stages.stage_production(year, minerals))
-
-
-def _corrected(rows: Table) -> Table:
-    real = getattr(data_quality, "corrected_quantities", None)
-    if real is not None:
-        return real(rows)
-    return Table.from_frame(data_quality.correct_quantities(rows.frame()))
-
-
 @functools.lru_cache(maxsize=16)
 def _balances(year: int, basis: str, _data_dir: str, minerals: tuple[str, ...] | None) -> Balances:
     from critmin.metrics.coverage_table import coverage_table
 
-    rows = _corrected(_trade_table(year, minerals))
+    rows = corrected_quantities(stage_trade_table(year, minerals))
     counted = rows.where(np.asarray(rows["counted"], dtype=bool))
     if basis == "content":
         amount = counted["gross_t"] * counted["content_factor"] * counted["share"]
@@ -188,7 +166,7 @@ def _balances(year: int, basis: str, _data_dir: str, minerals: tuple[str, ...] |
 
 
 def _production(year: int, basis: str, rows: Table, minerals: tuple[str, ...] | None) -> Table:
-    made = _production_table(year, minerals).rename({"qty_t": "amount"})
+    made = stage_production_table(year, minerals).rename({"qty_t": "amount"})
     made = group_sum(made, [*KEYS, "country", "source"], "amount", min_count=1)
     if basis == "gross":
         return made.where(np.zeros(len(made), dtype=bool))

@@ -6,23 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from critmin.data import stages as data_stages
 from critmin.data.columns import Table
-from critmin.data.stages import HS_REVISIONS, STAGES
+from critmin.data.stages import HS_REVISIONS, STAGES, supply_chain_table, supply_stages_table
 from critmin.metrics.balances import KEYS, group_rows, join_index
 
 CODE_LISTS = ("codes_covered", "codes_missing", "codes_flagged", "revisions")
-
-
-# Until the data layer's Table functions land: the DataFrame functions, as Tables.
-def _chain() -> Table:
-    real = getattr(data_stages, "supply_chain_table", None)
-    return real() if real is not None else Table.from_frame(data_stages.supply_chain())
-
-
-def _stages() -> Table:
-    real = getattr(data_stages, "supply_stages_table", None)
-    return real() if real is not None else Table.from_frame(data_stages.supply_stages())
 
 
 def coverage_table(
@@ -34,7 +22,7 @@ def coverage_table(
 
     `rows` are the year's stage trade rows, `production` the balances' production.
     """
-    chain = _chain()
+    chain = supply_chain_table()
     if minerals is not None:
         chain = chain.where(np.isin(chain["mineral"], list(minerals)))
     _, first = np.unique(chain["row"], return_index=True)
@@ -85,7 +73,7 @@ def coverage_table(
         split.append(bool((mine & covered & basket).any()))
     _add_moved(rows, pairs, lists["codes_covered"])
 
-    table = _stages()
+    table = supply_stages_table()
     if minerals is not None:
         table = table.where(np.isin(table["mineral"], list(minerals)))
     table = table.select([*KEYS, "unit", "production_source", "production_note"])
