@@ -170,6 +170,14 @@ def test_group_sum_adds_as_pandas_does():
         ours = group_sum(table, ["k", "j"], "v", min_count=min_count).frame()
         theirs = frame.groupby(["k", "j"], as_index=False)["v"].sum(min_count=min_count)
         pd.testing.assert_frame_equal(ours, theirs, check_dtype=False, check_exact=True)
+    # Two columns at once: the sums of each column (NaN skipped per column, or none to skip).
+    code = np.unique(other, return_inverse=True)[1].reshape(-1)
+    plain = np.nan_to_num(values)
+    for pair in ([values, plain], [plain, plain[::-1].copy()]):
+        both = kahan_sums(code, np.column_stack(pair), 40, min_count=1)
+        for column, single in enumerate(pair):
+            expected = kahan_sums(code, single, 40, min_count=1)
+            assert np.array_equal(both[:, column], expected, equal_nan=True)
     # Compensated summation, not a plain running sum: 0.1 + 0.2 + 0.3 + ... is 3.9 exactly.
     code = np.zeros(15, dtype=np.int64)
     assert kahan_sums(code, np.array([0.1, 0.2, 0.3, 1e-17, 0.7] * 3), 1)[0] == 3.9

@@ -179,8 +179,9 @@ def _production(year: int, basis: str, rows: Table, minerals: tuple[str, ...] | 
         content = priced["gross_t"] * priced["content_factor"] * priced["share"]
         value = priced["value_kusd"] * priced["share"]
         code, first = group_rows([priced[k] for k in KEYS])
+        sums = kahan_sums(code, np.column_stack([value, content]), len(first))
         with np.errstate(divide="ignore", invalid="ignore"):
-            unit_value = kahan_sums(code, value, len(first)) / kahan_sums(code, content, len(first))
+            unit_value = sums[:, 0] / sums[:, 1]
         at = join_index([made[k] for k in KEYS], [priced[k][first] for k in KEYS])
         made = made.where(at >= 0)
         made = made.assign(amount=made["amount"] * unit_value[at[at >= 0]])
@@ -220,15 +221,18 @@ def group_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 def kahan_sums(code: np.ndarray, values: np.ndarray, n: int, min_count: int = 0) -> np.ndarray:
     """Σ values per group 0..n-1 as pandas' groupby sum adds them: in row order, with Kahan
     compensation, NaN skipped; a group with fewer than `min_count` numbers sums to NaN.
+    `values` may be 2-D (one column of sums per column of values).
 
     Vectorised over groups: step k adds the k-th value of every group that has one (groups in
     descending size, so those still adding are a prefix); steps = the largest group's size.
     """
     values = np.asarray(values, dtype=float)
-    present = ~np.isnan(values)
+    if values.ndim == 2 and np.isnan(values).any():  # NaN are skipped column by column
+        return np.column_stack([kahan_sums(code, v, n, min_count) for v in values.T])
+    present = ~np.isnan(values) if values.ndim == 1 else np.ones(len(values), dtype=bool)
     code, values = code[present], values[present]
     counts = np.bincount(code, minlength=n)
-    sums = np.zeros(n)
+    sums = np.zeros((n, *values.shape[1:]))
     if len(values):
         slot = np.empty(n, dtype=np.int64)
         slot[np.argsort(-counts, kind="stable")] = np.arange(n)
@@ -237,7 +241,7 @@ def kahan_sums(code: np.ndarray, values: np.ndarray, n: int, min_count: int = 0)
         rank = np.empty(len(code), dtype=np.int64)
         rank[by_group] = np.arange(len(code)) - start[code[by_group]]
         steps = values[np.lexsort((slot[code], rank))]
-        total, compensation = np.zeros(n), np.zeros(n)
+        total, compensation = np.zeros_like(sums), np.zeros_like(sums)
         infinite = not np.isfinite(steps).all()
         at = 0
         with np.errstate(invalid="ignore"):  # inf - inf: see below
