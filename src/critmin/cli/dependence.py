@@ -7,8 +7,7 @@ import typer
 from critmin.cli.output import OutputFormat, emit, emit_json
 from critmin.data import commodity as resolve_commodity
 from critmin.errors import InputError
-from critmin.metrics.api import DEFAULT_RISK_THRESHOLD
-from critmin.metrics.dependence import resolve_year
+from critmin.metrics.stage_api import DEFAULT_RISK_THRESHOLD
 
 FORMAT = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv or json.")
 YEAR = typer.Option(None, help="Year (default: the latest with trade and production).")
@@ -55,11 +54,11 @@ def dependence(
     fmt: OutputFormat = FORMAT,
 ) -> None:
     """Import reliance and the supplier's direct, traced and any-stage share, per stage."""
-    from critmin.metrics.api import stage_dependence
+    from critmin.metrics.stage_api import stage_dependence_columns
 
     if (commodity is None) == (not all_commodities):
         raise InputError("name one COMMODITY or pass --all")
-    table = stage_dependence(
+    columns = stage_dependence_columns(
         importer,
         commodity,
         year=year,
@@ -68,10 +67,11 @@ def dependence(
         risk_threshold=risk_threshold,
         stage=stage,
     )
-    if fmt is OutputFormat.json:
-        records = table.to_dict(orient="records")
+    if fmt is OutputFormat.json:  # without pandas: a one-question command stays quick
+        records = columns.records()
         emit_json(records[0] if commodity is not None and len(records) == 1 else records)
         return
+    table = columns.frame()
     if fmt is OutputFormat.csv:
         table = table.assign(
             suppliers=table["suppliers"].map(
@@ -174,6 +174,7 @@ def concentration(
     """World supply concentration at each stage: production and export shares side by side."""
     from critmin.data.stages import latest_common_year, stages_of
     from critmin.metrics.concentration import stage_concentration
+    from critmin.metrics.dependence import resolve_year
 
     item = resolve_commodity(commodity)
     if year is None:

@@ -8,12 +8,15 @@ data; `commodity_flows` and `commodity_production` read the bundled (or user) da
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from critmin.data import query
+from critmin.data.catalog import query, query_arrays
 from critmin.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BASES = ("qty", "value")
 FLOW_COLUMNS = ["commodity", "exporter", "importer", "amount"]
@@ -78,27 +81,21 @@ def merge_blocs(
     """Treat each bloc as one economy: members renamed to the bloc, intra-bloc trade removed,
     members' production summed. Countries outside every bloc are unchanged.
 
-    A country may belong to one bloc only in a single call.
+    A country may belong to one bloc only in a single call. (Computed by
+    `critmin.metrics.stage_grid.merge_blocs_tables`, which the stage metrics use too.)
     """
-    member_of: dict[str, str] = {}
-    for bloc, members in blocs.items():
-        if not members:
-            raise InputError(f"group {bloc!r} has no members")
-        for member in members:
-            if member in member_of and member_of[member] != bloc:
-                raise InputError(f"{member} is in both {member_of[member]} and {bloc}")
-            member_of[member] = bloc
-    if not member_of:
+    from critmin.data.columns import Table
+    from critmin.metrics.stage_grid import bloc_members, merge_blocs_tables
+
+    if not bloc_members(blocs):
         return flows, production
-    renamed = flows.assign(
-        exporter=flows["exporter"].replace(member_of),
-        importer=flows["importer"].replace(member_of),
+    merged_flows, merged_made = merge_blocs_tables(
+        Table.from_frame(flows[["commodity", "exporter", "importer", "amount"]]),
+        Table.from_frame(production[["commodity", "country", "amount"]]),
+        blocs,
+        ["commodity"],
     )
-    renamed = renamed[renamed["exporter"] != renamed["importer"]]
-    renamed = renamed.groupby(["commodity", "exporter", "importer"], as_index=False)["amount"].sum()
-    made = production.assign(country=production["country"].replace(member_of))
-    made = made.groupby(["commodity", "country"], as_index=False)["amount"].sum()
-    return renamed, made
+    return merged_flows.frame(), merged_made.frame()
 
 
 def supplier_shares(flows: pd.DataFrame) -> pd.DataFrame:
@@ -138,6 +135,8 @@ def dependence_from_tables(
     - hhi = Σ s² of supplier shares (0–1), top3_share, supplier_share (share of imports
       from `supplier`), risky_share (share from `risky_suppliers`), n_suppliers.
     """
+    import pandas as pd
+
     keys = ["commodity", "importer"]
     shares = supplier_shares(flows)
     imports = flows.groupby(keys)["amount"].sum().rename("imports")
@@ -171,14 +170,16 @@ def dependence_from_tables(
 
 def trade_years() -> list[int]:
     """Years with trade data."""
-    return sorted(int(y) for y in query("SELECT DISTINCT year FROM {trade}")["year"])
+    years = query_arrays("SELECT DISTINCT year FROM {trade} ORDER BY year")["year"]
+    return [int(y) for y in years]
 
 
 def resolve_year(year: int | None) -> int:
     """The year asked for, or the latest with both trade and production data."""
     years = trade_years()
     if year is None:
-        made = set(query("SELECT DISTINCT year FROM {production}")["year"].astype(int))
+        made = query_arrays("SELECT DISTINCT year FROM {production}")["year"]
+        made = {int(y) for y in made if y == y}
         common = [y for y in years if y in made]
         return common[-1] if common else years[-1]
     if int(year) not in years:
@@ -189,9 +190,11 @@ def resolve_year(year: int | None) -> int:
 def risky_countries(year: int, threshold: float) -> list[str]:
     """Countries whose WGI political-stability estimate is below `threshold` (−2.5…2.5),
     taking each country's latest estimate up to `year`."""
-    frame = query(
+    latest = query_arrays(
         "SELECT country, arg_max(value, year) AS value FROM {governance} "
         "WHERE indicator = 'pv_estimate' AND year <= ? GROUP BY country",
         [int(year)],
     )
-    return sorted(frame.loc[frame["value"] < threshold, "country"])
+    with np.errstate(invalid="ignore"):
+        below = latest["value"].astype(float) < threshold
+    return sorted(str(c) for c in latest["country"][below])

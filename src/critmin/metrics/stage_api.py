@@ -6,7 +6,7 @@ definitions are in `critmin.metrics.stage_dependence` and `critmin.metrics.stage
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from critmin.data import commodity as resolve_commodity
 from critmin.data import countries_of, country, group
@@ -20,8 +20,12 @@ from critmin.data.stages import (
 from critmin.errors import InputError, UnknownNameError
 from critmin.metrics.balances import balances, check_stage_basis
 from critmin.metrics.dependence import resolve_year, risky_countries
-from critmin.metrics.stage_dependence import dependence_grid, stage_dependence_table
-from critmin.metrics.stage_tracing import trace_stage
+from critmin.metrics.stage_dependence import dependence_grid, stage_dependence_rows
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from critmin.data.columns import Table
 
 DEFAULT_RISK_THRESHOLD = -0.5  # WGI political stability (−2.5…2.5) below which a supplier is risky
 
@@ -66,6 +70,22 @@ def stage_dependence(
     codes_covered, codes_missing, codes_flagged, code_share, revisions. See
     `critmin.metrics.stage_dependence` and `critmin.metrics.balances` for the equations.
     """
+    return stage_dependence_columns(
+        importer, commodity, year, supplier, basis, risk_threshold, stage
+    ).frame()
+
+
+def stage_dependence_columns(
+    importer: str,
+    commodity: str | None = None,
+    year: int | None = None,
+    supplier: str = "CHN",
+    basis: str = "content",
+    risk_threshold: float = DEFAULT_RISK_THRESHOLD,
+    stage: str = "all",
+) -> Table:
+    """`stage_dependence` as NumPy columns (a `Table`), computed without pandas: the command
+    line's path."""
     chosen_stage = check_stage(stage, allow_all=True)
     stages = None if chosen_stage == "all" else [chosen_stage]
     minerals = None
@@ -96,7 +116,7 @@ def stage_dependence(
         year = resolve_year(year)
     supplier_code = country(supplier).iso3
     code, blocs = importer_code(importer)
-    table = stage_dependence_table(
+    table = stage_dependence_rows(
         balances(year, basis, None if minerals is None else tuple(minerals)),
         code,
         blocs,
@@ -105,7 +125,7 @@ def stage_dependence(
         minerals,
         stages,
     )
-    return table.rename(columns={"mineral": "commodity"})
+    return table.rename({"mineral": "commodity"})
 
 
 def world_stage_dependence(
@@ -204,6 +224,8 @@ def stage_trace(
         year = year or resolve_year(None)
     else:
         year = resolve_year(year)
+    from critmin.metrics.stage_tracing import trace_stage
+
     code, blocs = importer_code(importer)
     table = trace_stage(balances(year, basis), code, wanted, chosen, blocs)
     if table.empty:

@@ -27,22 +27,35 @@ r's ore availability (r itself where it has none).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from critmin.data.columns import Table
 
 UNTRACED = "untraced"
 
 
-def import_matrix(flows: pd.DataFrame, index: dict[str, int]) -> np.ndarray:
+def numbered(codes: object, index: dict[str, int]) -> np.ndarray:
+    """The numbers `index` gives to `codes` (an array or Series of country codes, each in
+    `index`), looked up once per distinct code rather than per flow."""
+    values = np.asarray(codes).astype(str)
+    if len(values) == 0:
+        return np.empty(0, dtype=np.int64)
+    distinct, position = np.unique(values, return_inverse=True)
+    return np.array([index[c] for c in distinct.tolist()], dtype=np.int64)[position]
+
+
+def import_matrix(flows: pd.DataFrame | Table, index: dict[str, int]) -> np.ndarray:
     """M[r, c] = flows from exporter r to importer c (summed), countries numbered by `index`."""
     imports = np.zeros((len(index), len(index)))
     np.add.at(
         imports,
-        (
-            flows["exporter"].map(index).to_numpy(dtype=np.int64),
-            flows["importer"].map(index).to_numpy(dtype=np.int64),
-        ),
-        flows["amount"].to_numpy(dtype=float),
+        (numbered(flows["exporter"], index), numbered(flows["importer"], index)),
+        np.asarray(flows["amount"], dtype=float),
     )
     return imports
 
@@ -64,20 +77,25 @@ def origin_matrix(flows: pd.DataFrame, production: pd.DataFrame) -> tuple[list[s
 
 
 def origin_system(
-    flows: pd.DataFrame, production: pd.DataFrame
+    flows: pd.DataFrame | Table, production: pd.DataFrame | Table
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """The pieces of `origin_matrix` without solving it: countries, own = P/a, I − A, M.
 
     S = diag(own) (I − A)⁻¹, so any weighted sum of its rows, wᵀS, is one solve
     (I − A)ᵀ x = w ∘ own (see `weighted_origins`) instead of the n-column solve of S.
     """
-    countries = sorted(set(flows["exporter"]) | set(flows["importer"]) | set(production["country"]))
+    countries = np.unique(
+        np.concatenate(
+            [np.asarray(flows[c]).astype(str) for c in ("exporter", "importer")]
+            + [np.asarray(production["country"]).astype(str)]
+        )
+    ).tolist()
     index = {code: i for i, code in enumerate(countries)}
     made = np.zeros(len(countries))
     np.add.at(
         made,
-        production["country"].map(index).to_numpy(dtype=np.int64),
-        production["amount"].to_numpy(dtype=float),
+        numbered(production["country"], index),
+        np.asarray(production["amount"], dtype=float),
     )
     imports = import_matrix(flows, index)
     availability = made + imports.sum(axis=0)
@@ -135,6 +153,8 @@ def traced_import_origins(
     importer, origin, share — an importer's shares sum to 1 (with an `untraced` row when
     some origin cannot be traced).
     """
+    import pandas as pd
+
     frames = []
     for commodity in sorted(set(flows["commodity"])):  # one solve per commodity
         labels, countries, origin = chained_origin_matrix(commodity, flows, production, upstream)
@@ -174,6 +194,8 @@ def _chain(
 def _long(
     commodity: str, labels: list[str], importers: np.ndarray, traced: np.ndarray
 ) -> list[pd.DataFrame]:
+    import pandas as pd
+
     untraced = np.clip(1.0 - traced.sum(axis=0), 0.0, None)
     rows, cols = np.nonzero(traced > 1e-12)
     part = pd.DataFrame(
