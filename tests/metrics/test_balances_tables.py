@@ -12,15 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from critmin.data.columns import Table
+from critmin.data.columns import Table, group_sum, join_index, kahan_sums
 
 bal_module = importlib.import_module("critmin.metrics.balances")
 Balances, balances = bal_module.Balances, bal_module.balances
-group_sum, join_index, kahan_sums = (
-    bal_module.group_sum,
-    bal_module.join_index,
-    bal_module.kahan_sums,
-)
 TABLES = {
     "flows": "flow_table",
     "production": "production_table",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from critmin.data.columns import Table
+from critmin.data.columns import Table, group_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,7 +48,7 @@ def corrected_quantities(rows: Table) -> Table:
         priced = (gross > 0) & (value > 0)
     if not priced.any():
         return rows.assign(gross_t=gross.copy(), reported_t=gross, quality=quality)
-    group = _groups(rows["hs_revision"], rows["hs6"])
+    group = group_rows([rows["hs_revision"], rows["hs6"]])[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         unit_value = np.where(priced, value / gross, np.nan)
     reference = _weighted_median(group[priced], unit_value[priced], gross[priced], group.max() + 1)
@@ -85,15 +85,6 @@ def correct_quantities(rows: pd.DataFrame) -> pd.DataFrame:
     out["quality"] = fixed["quality"]
     out["gross_t"] = fixed["gross_t"]
     return out
-
-
-def _groups(*keys: np.ndarray) -> np.ndarray:
-    """Group numbers 0..n-1 of rows by the values of `keys` (numbered in sorted key order)."""
-    codes = np.zeros(len(keys[0]), dtype=np.int64)
-    for key in keys:
-        uniques, inverse = np.unique(np.asarray(key, dtype=object).astype(str), return_inverse=True)
-        codes = codes * len(uniques) + inverse.ravel()
-    return np.unique(codes, return_inverse=True)[1].ravel()
 
 
 def _weighted_median(

@@ -27,19 +27,16 @@ from critmin.data.catalog import (
     table_source,
     user_data_dir,
 )
-from critmin.data.columns import Table
+from critmin.data.columns import Table, frozen, numbers, text
 from critmin.data.manifest import read_manifest
 from critmin.data.schema import CLASSIFICATIONS_DIR
 from critmin.data.usgs import (
     SOURCES_DIR,
     US_NATIONAL_SOURCE,
     csv_columns,
-    frozen,
-    numbers,
     stage_production,
     stage_production_table,
     stage_shares,
-    text,
     usgs_reference,
     usgs_reference_table,
     usgs_us_production,

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import csv
 import functools
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from critmin.data.catalog import query_arrays
-from critmin.data.columns import Table
+from critmin.data.columns import Table, frozen, group_sum, kahan_sums, numbers, text
 from critmin.data.schema import CLASSIFICATIONS_DIR
 
 if TYPE_CHECKING:
@@ -41,44 +40,6 @@ def csv_columns(path: Path) -> dict[str, list]:
     reader = csv.DictReader(lines)
     rows = list(reader)
     return {name: [row[name] for row in rows] for name in reader.fieldnames or []}
-
-
-def text(values: list) -> np.ndarray:
-    """An object array of str (None stays None)."""
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
-
-
-def numbers(values: list) -> np.ndarray:
-    """Numbers written as text, as float64; empty cells are NaN."""
-    return np.array([math.nan if v is None or v == "" else float(v) for v in values], dtype=float)
-
-
-def frozen(table: Table) -> Table:
-    """The same table with read-only columns (for tables kept in a cache and shared)."""
-    for name in table:
-        table[name].flags.writeable = False
-    return table
-
-
-def kahan_sum(values: list[float], min_count: int = 0) -> float:
-    """Sum of the non-NaN values in order, with the compensation pandas' groupby sum uses (so
-    a sum here has the last digit of the DataFrame code it replaces); NaN with fewer than
-    `min_count` values."""
-    total = compensation = 0.0
-    count = 0
-    for value in values:
-        if value != value:
-            continue
-        count += 1
-        y = value - compensation
-        t = total + y
-        compensation = t - total - y
-        if compensation != compensation:
-            compensation = 0.0
-        total = t
-    return total if count >= min_count else math.nan
 
 
 def _read(path: Path, columns: list[str], integer: str, number: str) -> Table:
@@ -126,31 +87,23 @@ def usgs_us_production_table() -> Table:
     from critmin.data.stages import STAGES
 
     table = usgs_reference_table()
-    groups: dict[tuple, list[float]] = {}
+    keys = ["year", "mineral", "stage", "unit"]
     if len(table):
         keep = (table["measure"] == "us_production") & ~np.isnan(table["value"])
-        for year, mineral, stage, unit, value in zip(
-            table["year"][keep].tolist(),
-            table["mineral"][keep],
-            table["stage"][keep],
-            table["unit"][keep],
-            table["value"][keep].tolist(),
-            strict=True,
-        ):
-            # USGS counts secondary (scrap) output in apparent consumption: refined-stage output.
-            stage = "refined" if stage == "secondary" else stage
-            if stage in STAGES:
-                groups.setdefault((year, mineral, stage, unit), []).append(value)
-    keys = sorted(groups)
+        rows = table.where(keep).select([*keys, "value"])
+        # USGS counts secondary (scrap) output in apparent consumption: refined-stage output.
+        stage = np.where(rows["stage"] == "secondary", "refined", rows["stage"]).astype(object)
+        rows = rows.assign(stage=stage).where(np.isin(stage.astype(str), list(STAGES)))
+    else:
+        rows = Table.empty([*keys, "value"])
+    summed = group_sum(rows, keys, "value")
     columns = {
-        "year": np.array([k[0] for k in keys], dtype=np.int64),
-        "mineral": text([k[1] for k in keys]),
-        "stage": text([k[2] for k in keys]),
-        "unit": text([k[3] for k in keys]),
-        "qty_t": np.array([kahan_sum(groups[k]) for k in keys], dtype=float),
-        "country": text(["USA"] * len(keys)),
+        "year": summed["year"].astype(np.int64),
+        **{k: summed[k] for k in keys[1:]},
+        "qty_t": summed["value"].astype(float),
+        "country": text(["USA"] * len(summed)),
     }
-    return frozen(Table(columns, len(keys)))
+    return frozen(Table(columns, len(summed)))
 
 
 def usgs_us_production() -> pd.DataFrame:
@@ -226,12 +179,12 @@ def stage_production_table(year: int, minerals: tuple[str, ...] | None = None) -
         ):
             if y == year and country != "WLD" and (mineral, stage) in usgs:
                 groups.setdefault((mineral, stage, country), []).append(qty)
-        parts.append(
-            [
-                (*key, kahan_sum(groups[key], min_count=1), "USGS Mineral Commodity Summaries 2026")
-                for key in sorted(groups)
-            ]
-        )
+        keys = sorted(groups)
+        code = np.repeat(np.arange(len(keys)), [len(groups[k]) for k in keys])
+        values = np.array([q for k in keys for q in groups[k]], dtype=float)
+        sums = kahan_sums(code, values, len(keys), min_count=1).tolist()
+        source = "USGS Mineral Commodity Summaries 2026"
+        parts.append([(*key, total, source) for key, total in zip(keys, sums, strict=True)])
     have = {(m, s, c) for part in parts for m, s, c, qty, _ in part if qty == qty}
     units = set(zip(stages["mineral"], stages["stage"], stages["unit"], strict=True))
     us = usgs_us_production_table()

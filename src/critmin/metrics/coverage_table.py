@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from critmin.data.columns import Table
+from critmin.data.columns import Table, group_rows, join_index
 from critmin.data.stages import HS_REVISIONS, STAGES, supply_chain_table, supply_stages_table
-from critmin.metrics.balances import KEYS, group_rows, join_index
+from critmin.metrics.balances import KEYS
 
 CODE_LISTS = ("codes_covered", "codes_missing", "codes_flagged", "revisions")
 

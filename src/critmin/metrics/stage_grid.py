@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from critmin.data.columns import Table
+from critmin.data.columns import Table, group_sum
 from critmin.data.stages import STAGES
 from critmin.metrics.tracing import import_matrix, origin_system, weighted_origins
 
@@ -63,28 +63,6 @@ def renamed(codes: np.ndarray, names: Mapping[str, str]) -> np.ndarray:
     return np.array([names.get(c, c) for c in distinct], dtype=object)[position]
 
 
-def group_sum(keys: Sequence[np.ndarray], amount: np.ndarray, skip_nan: bool = True) -> Table:
-    """Σ amount per distinct key tuple, keys sorted (as pandas' groupby); NaN amounts count 0
-    when `skip_nan` (pandas' default), else a group of only NaN sums to NaN (min_count=1)."""
-    if len(amount) == 0:
-        return Table({**{f"k{i}": k for i, k in enumerate(keys)}, "amount": amount})
-    order = np.lexsort([k.astype(str) for k in reversed(keys)])
-    sorted_keys = [k[order] for k in keys]
-    change = np.zeros(len(order), dtype=bool)
-    change[0] = True
-    for k in sorted_keys:
-        change[1:] |= k[1:] != k[:-1]
-    group = np.cumsum(change) - 1
-    values = amount[order].astype(float)
-    known = ~np.isnan(values)
-    total = np.bincount(group, weights=np.where(known, values, 0.0))
-    if not skip_nan:
-        counted = np.bincount(group, weights=known.astype(float))
-        total = np.where(counted > 0, total, np.nan)
-    first = np.flatnonzero(change)
-    return Table({**{f"k{i}": k[first] for i, k in enumerate(sorted_keys)}, "amount": total})
-
-
 def merge_blocs_tables(
     flows: Table, production: Table, blocs: Mapping[str, Sequence[str]], keys: Sequence[str]
 ) -> tuple[Table, Table]:
@@ -96,16 +74,14 @@ def merge_blocs_tables(
         return flows, production
     exporter = renamed(flows["exporter"], member_of)
     importer = renamed(flows["importer"], member_of)
-    keep = exporter != importer
-    summed = group_sum(
-        [*(flows[k][keep] for k in keys), exporter[keep], importer[keep]], flows["amount"][keep]
+    moved = flows.select([*keys, "amount"]).assign(exporter=exporter, importer=importer)
+    moved = moved.where(exporter != importer)
+    merged_flows = group_sum(moved, [*keys, "exporter", "importer"], "amount")
+    # pandas' sum (min_count 0): a withheld member's NaN counts 0 in its bloc's production.
+    made = production.select([*keys, "amount"]).assign(
+        country=renamed(production["country"], member_of)
     )
-    names = [*keys, "exporter", "importer", "amount"]
-    merged_flows = Table(dict(zip(names, summed.columns().values(), strict=True)))
-    country = renamed(production["country"], member_of)
-    made = group_sum([*(production[k] for k in keys), country], production["amount"])
-    names = [*keys, "country", "amount"]
-    return merged_flows, Table(dict(zip(names, made.columns().values(), strict=True)))
+    return merged_flows, group_sum(made, [*keys, "country"], "amount")
 
 
 @dataclass(frozen=True)
