@@ -41,7 +41,7 @@ def toy_balances(flows: list[tuple], made: list[tuple], sources: dict[str, str])
             "code_share": 1.0,
         }
     )
-    return Balances(
+    return Balances.from_frames(
         2020,
         "content",
         flow_frame.assign(mineral="x"),

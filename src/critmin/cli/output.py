@@ -33,15 +33,17 @@ class OutputFormat(enum.StrEnum):
 
 def _plain(value: object) -> object:
     import numpy as np
-    import pandas as pd
 
     if isinstance(value, np.ndarray | list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, np.integer):
         return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, np.floating | float):
         return None if math.isnan(value) else float(value)
-    if value is pd.NA or value is None:
+    pandas = sys.modules.get("pandas")  # pd.NA can only come from pandas if it is loaded
+    if value is None or (pandas is not None and value is pandas.NA):
         return None
     return value
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from critmin.data.catalog import dataset_stamp
-from critmin.data.columns import Table
+from critmin.data.columns import Table, group_rows, group_sum, join_index, kahan_sums
 from critmin.data.quality import corrected_quantities
 from critmin.data.stages import stage_production_table, stage_trade_table
 from critmin.errors import InputError
@@ -37,13 +37,6 @@ if TYPE_CHECKING:
 
 STAGE_BASES = ("content", "gross", "value")
 KEYS = ["mineral", "stage"]
-# The DataFrame attribute made from each table.
-_FRAME_OF = {
-    "flow_table": "flows",
-    "production_table": "production",
-    "coverage_table": "coverage",
-    "correction_table": "corrections",
-}
 
 
 def check_stage_basis(basis: str) -> str:
@@ -60,8 +53,8 @@ class Balances:
     Tables: `flow_table` (mineral, stage, exporter, importer, amount), `production_table`
     (mineral, stage, country, amount, source), `coverage_table` (one row per mineral × stage),
     `correction_table` (flows changed by data-quality rules). `flows`, `production`, `coverage`
-    and `corrections` are the same as DataFrames, made once on first use. DataFrames given to the
-    constructor are taken as `from_frames` takes them.
+    and `corrections` are the same as DataFrames, made once on first use (`from_frames` builds
+    balances from DataFrames).
     """
 
     year: int
@@ -70,13 +63,6 @@ class Balances:
     production_table: Table
     coverage_table: Table
     correction_table: Table
-
-    def __post_init__(self) -> None:
-        for name, frame_name in _FRAME_OF.items():
-            given = getattr(self, name)
-            if not isinstance(given, Table):  # a DataFrame: keep it as the frame attribute
-                object.__setattr__(self, name, Table.from_frame(given))
-                self.__dict__[frame_name] = given
 
     @classmethod
     def from_frames(
@@ -89,7 +75,11 @@ class Balances:
         corrections: pd.DataFrame,
     ) -> Balances:
         """Balances from DataFrames (kept as the DataFrame attributes, turned into the tables)."""
-        return cls(year, basis, flows, production, coverage, corrections)
+        frames = {"flows": flows, "production": production, "coverage": coverage}
+        frames["corrections"] = corrections
+        made = cls(year, basis, *(Table.from_frame(f) for f in frames.values()))
+        made.__dict__.update(frames)  # the cached DataFrame properties, as given
+        return made
 
     @functools.cached_property
     def flows(self) -> pd.DataFrame:
@@ -186,104 +176,6 @@ def _production(year: int, basis: str, rows: Table, minerals: tuple[str, ...] | 
         made = made.where(at >= 0)
         made = made.assign(amount=made["amount"] * unit_value[at[at >= 0]])
     return made
-
-
-# Group operations on columns, as pandas does them.
-
-
-def _sortable(values: np.ndarray) -> np.ndarray:
-    """Values np.unique sorts quickly and as Python compares them (text as a str array)."""
-    return values.astype(str) if values.dtype == object else values
-
-
-def _missing(values: np.ndarray) -> np.ndarray:
-    if values.dtype == object:
-        return np.equal(values, None)
-    if values.dtype.kind == "f":
-        return np.isnan(values)
-    return np.zeros(len(values), dtype=bool)
-
-
-def group_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The group of each row by these key columns, groups numbered in the keys' sorted order
-    (pandas' groupby order), and each group's first row."""
-    code = np.zeros(len(columns[0]), dtype=np.int64)
-    first = np.zeros(0, dtype=np.int64)
-    for values in columns:
-        uniques, inverse = np.unique(_sortable(values), return_inverse=True)
-        _, first, code = np.unique(
-            code * len(uniques) + inverse.reshape(-1), return_index=True, return_inverse=True
-        )
-        code = code.reshape(-1)
-    return code, first
-
-
-def kahan_sums(code: np.ndarray, values: np.ndarray, n: int, min_count: int = 0) -> np.ndarray:
-    """Σ values per group 0..n-1 as pandas' groupby sum adds them: in row order, with Kahan
-    compensation, NaN skipped; a group with fewer than `min_count` numbers sums to NaN.
-    `values` may be 2-D (one column of sums per column of values).
-
-    Vectorised over groups: step k adds the k-th value of every group that has one (groups in
-    descending size, so those still adding are a prefix); steps = the largest group's size.
-    """
-    values = np.asarray(values, dtype=float)
-    if values.ndim == 2 and np.isnan(values).any():  # NaN are skipped column by column
-        return np.column_stack([kahan_sums(code, v, n, min_count) for v in values.T])
-    present = ~np.isnan(values) if values.ndim == 1 else np.ones(len(values), dtype=bool)
-    code, values = code[present], values[present]
-    counts = np.bincount(code, minlength=n)
-    sums = np.zeros((n, *values.shape[1:]))
-    if len(values):
-        slot = np.empty(n, dtype=np.int64)
-        slot[np.argsort(-counts, kind="stable")] = np.arange(n)
-        by_group = np.argsort(code, kind="stable")
-        start = np.cumsum(counts) - counts
-        rank = np.empty(len(code), dtype=np.int64)
-        rank[by_group] = np.arange(len(code)) - start[code[by_group]]
-        steps = values[np.lexsort((slot[code], rank))]
-        total, compensation = np.zeros_like(sums), np.zeros_like(sums)
-        infinite = not np.isfinite(steps).all()
-        at = 0
-        with np.errstate(invalid="ignore"):  # inf - inf: see below
-            for m in np.bincount(rank).tolist():
-                y = steps[at : at + m] - compensation[:m]
-                t = total[:m] + y
-                compensation[:m] = (t - total[:m]) - y
-                if infinite:  # pandas: an infinite value leaves no compensation (GH 53606)
-                    fixed = compensation[:m]
-                    fixed[np.isnan(fixed)] = 0.0
-                total[:m] = t
-                at += m
-        sums = total[slot]
-    if min_count:
-        sums[counts < min_count] = np.nan
-    return sums
-
-
-def group_sum(table: Table, keys: list[str], value: str, min_count: int = 0) -> Table:
-    """`groupby(keys, as_index=False)[value].sum(min_count=...)`: one row per group of rows with
-    all keys present, in sorted key order."""
-    present = np.ones(len(table), dtype=bool)
-    for key in keys:
-        present &= ~_missing(table[key])
-    if not present.all():
-        table = table.where(present)
-    if not len(table):
-        return table.select([*keys, value])
-    code, first = group_rows([table[k] for k in keys])
-    sums = kahan_sums(code, table[value], len(first), min_count)
-    return Table({**{k: table[k][first] for k in keys}, value: sums}, len(first))
-
-
-def join_index(left: list[np.ndarray], right: list[np.ndarray]) -> np.ndarray:
-    """For each left row, the first right row with the same keys, -1 where none has them."""
-    n = len(left[0])
-    if not n or not len(right[0]):
-        return np.full(n, -1, dtype=np.int64)
-    code, _ = group_rows([np.concatenate([a, b]) for a, b in zip(left, right, strict=True)])
-    where = np.full(int(code.max()) + 1, -1, dtype=np.int64)
-    where[code[n:][::-1]] = np.arange(len(code) - n)[::-1]  # the first of duplicates wins
-    return where[code[:n]]
 
 
 def balance_sheet(

@@ -51,13 +51,7 @@ STATUSES = (
 
 def balance_tables(bal: Balances) -> tuple[Table, Table, Table, Table]:
     """The balances' flows, production, coverage and corrections as Tables."""
-    names = ("flow_table", "production_table", "coverage_table", "correction_table")
-    frames = ("flows", "production", "coverage", "corrections")
-    tables = []
-    for name, frame in zip(names, frames, strict=True):
-        table = getattr(bal, name, None)
-        tables.append(table if table is not None else Table.from_frame(getattr(bal, frame)))
-    return tables[0], tables[1], tables[2], tables[3]
+    return bal.flow_table, bal.production_table, bal.coverage_table, bal.correction_table
 
 
 def merged(bal: Balances, blocs: dict[str, Sequence[str]]) -> tuple[Table, Table]:
