@@ -41,7 +41,7 @@ def _progress(total: int, label: str):
         BarColumn(),
         TextColumn("{task.completed:,}/{task.total:,}"),
         TimeElapsedColumn(),
-        console=error_console,
+        console=error_console.get(),
         transient=True,
         disable=not error_console.is_terminal,  # no bar (nor blank line) in a pipe or log
     )
