@@ -181,7 +181,8 @@ def _production(year: int, basis: str, rows: Table, minerals: tuple[str, ...] | 
 def balance_sheet(
     bal: Balances, flows: pd.DataFrame | None = None, production: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """Per mineral × stage × country: production, imports, exports, apparent consumption.
+    """Per mineral × stage × country: production, imports, exports, apparent consumption
+    (computed once, on the dense grid of `critmin.metrics.stage_grid.balance_grid`).
 
     `flows`/`production` default to the balances' own (pass bloc-merged ones to treat a bloc as
     one economy). `production_status`: `reported` (a country of a stage with a production
@@ -190,40 +191,8 @@ def balance_sheet(
     max(0, exports − imports), the least the trade implies) or `none` (gross basis: no
     production figure).
     """
-    import pandas as pd
+    from critmin.metrics.stage_grid import balance_grid, sheet_rows
 
-    flows = bal.flows if flows is None else flows
-    production = bal.production if production is None else production
-    imports = flows.groupby([*KEYS, "importer"])["amount"].sum().rename("imports")
-    imports.index = imports.index.set_names([*KEYS, "country"])
-    exports = flows.groupby([*KEYS, "exporter"])["amount"].sum().rename("exports")
-    exports.index = exports.index.set_names([*KEYS, "country"])
-    made = production.groupby([*KEYS, "country"])["amount"].sum(min_count=1)
-    made = made.rename("production")
-    listed = pd.Series(True, index=made.index, name="listed")
-    withheld = made.isna().rename("withheld")
-    sheet = pd.concat([made, listed, withheld, imports, exports], axis=1).reset_index()
-    sheet[["imports", "exports"]] = sheet[["imports", "exports"]].fillna(0.0)
-    coverage = bal.coverage[[*KEYS, "has_production", "production_source"]]
-    sheet = sheet.merge(coverage, on=KEYS, how="left")
-    listed = sheet.pop("listed").fillna(False).astype(bool)
-    withheld = sheet.pop("withheld").fillna(False).astype(bool)
-    has_series = sheet["production_source"].ne("none")
-    reported = listed | (has_series & sheet["has_production"].fillna(False).astype(bool))
-    if bal.basis == "gross":
-        sheet["production_status"] = "none"
-        sheet["production"] = np.nan
-    else:
-        sheet["production_status"] = np.select(
-            [withheld, reported, has_series], ["withheld", "reported", "missing"], "implied"
-        )
-        implied = (sheet["exports"] - sheet["imports"]).clip(lower=0.0)
-        sheet["production"] = np.select(
-            [withheld, reported, has_series],
-            [np.nan, sheet["production"].fillna(0.0), np.nan],
-            implied,
-        )
-    sheet["apparent_consumption"] = sheet["production"] + sheet["imports"] - sheet["exports"]
-    sheet["has_series"] = has_series
-    sheet = sheet.drop(columns=["has_production", "production_source"])
-    return sheet.sort_values([*KEYS, "country"]).reset_index(drop=True)
+    flow_table = bal.flow_table if flows is None else Table.from_frame(flows)
+    made = bal.production_table if production is None else Table.from_frame(production)
+    return sheet_rows(balance_grid(bal.coverage_table, flow_table, made, bal.basis)[0]).frame()

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from critmin.data.columns import Table
-from critmin.metrics.stage_grid import direct_mix_matrix, grid_table, merge_blocs_tables
+from critmin.metrics.stage_exposure import direct_mix_matrix
+from critmin.metrics.stage_grid import grid_table, merge_blocs_tables
 from critmin.metrics.tracing import import_matrix
 
 if TYPE_CHECKING:
