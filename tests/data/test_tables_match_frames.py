@@ -210,3 +210,16 @@ def test_latest_common_year_reads_the_years_table():
     for mineral, stage in pairs[:10]:
         have = {y for y, m, s in rows if (m, s) == (mineral, stage)}
         assert latest_common_year([(mineral, stage)]) == max(have)
+
+
+def test_a_classification_row_with_an_unquoted_comma_is_refused(tmp_path):
+    from critmin.data.usgs import csv_columns
+    from critmin.errors import DataError
+
+    good = tmp_path / "good.csv"
+    good.write_text('# comment\na,b\n1,"x, y"\n', encoding="utf-8")
+    assert csv_columns(good) == {"a": ["1"], "b": ["x, y"]}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("# comment\na,b\n1,x, y\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad\.csv: data row 1 has more cells than the header"):
+        csv_columns(bad)

@@ -21,6 +21,7 @@ import numpy as np
 from critmin.data.catalog import query_arrays
 from critmin.data.columns import Table, frozen, group_sum, kahan_sums, numbers, text
 from critmin.data.schema import CLASSIFICATIONS_DIR
+from critmin.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,6 +40,12 @@ def csv_columns(path: Path) -> dict[str, list]:
         lines = [line for line in handle if not line.startswith("#")]
     reader = csv.DictReader(lines)
     rows = list(reader)
+    for number, row in enumerate(rows, start=1):
+        if None in row:  # more cells than the header: an unquoted comma, say
+            raise DataError(
+                f"{path.name}: data row {number} has more cells than the header "
+                f"({', '.join(reader.fieldnames or [])}); quote a cell that holds a comma"
+            )
     return {name: [row[name] for row in rows] for name in reader.fieldnames or []}
 
 
