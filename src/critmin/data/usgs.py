@@ -147,22 +147,27 @@ def stage_production_table(year: int, minerals: tuple[str, ...] | None = None) -
         if p.startswith("wmd:")
     ]
     if wmd:
+        # The wanted (mineral, stage, commodity) go in as lists; DuckDB joins and sums.
         made = query_arrays(
-            "SELECT commodity, country, sum(qty_t) AS qty_t FROM {production} "
-            "WHERE year = ? AND qty_t IS NOT NULL GROUP BY ALL ORDER BY commodity, country",
-            [year],
+            "WITH wanted AS (SELECT UNNEST(?) AS at, UNNEST(?) AS mineral, UNNEST(?) AS stage, "
+            "UNNEST(?) AS commodity) "
+            "SELECT w.mineral, w.stage, p.country, sum(p.qty_t) AS qty_t "
+            "FROM {production} p JOIN wanted w USING (commodity) "
+            "WHERE p.year = ? AND p.qty_t IS NOT NULL "
+            "GROUP BY w.at, w.mineral, w.stage, p.country ORDER BY w.at, p.country",
+            [list(range(len(wmd))), *(list(column) for column in zip(*wmd, strict=True)), year],
         )
-        by_commodity: dict[str, list[tuple[str, float]]] = {}
-        for commodity, country, qty in zip(
-            made["commodity"], made["country"], made["qty_t"].tolist(), strict=True
-        ):
-            by_commodity.setdefault(commodity, []).append((country, qty))
         parts.append(
-            [
-                (m, s, country, qty, "World Mining Data")
-                for m, s, commodity in wmd
-                for country, qty in by_commodity.get(commodity, [])
-            ]
+            list(
+                zip(
+                    made["mineral"].tolist(),
+                    made["stage"].tolist(),
+                    made["country"].tolist(),
+                    made["qty_t"].tolist(),
+                    ["World Mining Data"] * len(made["country"]),
+                    strict=True,
+                )
+            )
         )
     usgs = {
         (m, s)
