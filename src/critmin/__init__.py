@@ -10,9 +10,9 @@ do not import pandas, DuckDB, SciPy, SQLAlchemy or FastAPI.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
 
+from critmin._lazy import lazy_names
 from critmin.errors import CritminError, DataError, InputError, SolverError
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time `__getattr__` loads them
@@ -57,20 +57,19 @@ def _version() -> str:
         return "0.0.0"
 
 
+_load, _names = lazy_names(globals(), _LAZY)
+
+
 def __getattr__(name: str) -> object:
     """Load a public function (or `__version__`) on first use and keep it."""
     if name == "__version__":
-        value: object = _version()
-    elif name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-    else:
-        raise AttributeError(f"module 'critmin' has no attribute {name!r}")
-    globals()[name] = value
-    return value
+        globals()[name] = _version()
+        return globals()[name]
+    return _load(name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | {"__version__"})
+    return sorted({*_names(), "__version__"})
 
 
 __all__ = [

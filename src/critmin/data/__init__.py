@@ -7,8 +7,9 @@ the command-line paths that must start quickly read the tables without it.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from critmin._lazy import lazy_names
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time `__getattr__` loads them
     from critmin.data.catalog import manifests, query, table_source, user_data_dir
@@ -49,18 +50,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """Load a public name on first use and keep it."""
-    if name not in _LAZY:
-        raise AttributeError(f"module 'critmin.data' has no attribute {name!r}")
-    value = getattr(import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
+__getattr__, __dir__ = lazy_names(globals(), _LAZY)
 
 __all__ = [
     "Commodity",

@@ -13,9 +13,10 @@ module of this package (the GeoPolRisk query, say) does not import pandas with t
 from __future__ import annotations
 
 import sys
-from importlib import import_module
 from types import ModuleType
 from typing import TYPE_CHECKING
+
+from critmin._lazy import lazy_names
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time `__getattr__` loads them
     from critmin.metrics.api import stage_dependence as dependence
@@ -30,33 +31,25 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time `__getattr__` lo
     from critmin.metrics.dependence import dependence_from_tables, merge_blocs, supplier_shares
     from critmin.metrics.tracing import origin_matrix, traced_import_origins
 
-# public name -> (module, attribute there)
+# public name -> module:attribute
 _LAZY = {
-    "balance_sheet": ("critmin.metrics.balances", "balance_sheet"),
-    "balances": ("critmin.metrics.balances", "balances"),
-    "dependence": ("critmin.metrics.api", "stage_dependence"),
-    "dependence_from_tables": ("critmin.metrics.dependence", "dependence_from_tables"),
-    "merge_blocs": ("critmin.metrics.dependence", "merge_blocs"),
-    "origin_matrix": ("critmin.metrics.tracing", "origin_matrix"),
-    "production_shares": ("critmin.metrics.concentration", "production_shares"),
-    "stage_concentration": ("critmin.metrics.concentration", "stage_concentration"),
-    "supplier_shares": ("critmin.metrics.dependence", "supplier_shares"),
-    "supply_concentration": ("critmin.metrics.concentration", "supply_concentration"),
-    "trace": ("critmin.metrics.api", "stage_trace"),
-    "traced_import_origins": ("critmin.metrics.tracing", "traced_import_origins"),
-    "world_dependence": ("critmin.metrics.api", "world_stage_dependence"),
+    "balance_sheet": "critmin.metrics.balances:balance_sheet",
+    "balances": "critmin.metrics.balances:balances",
+    "dependence": "critmin.metrics.api:stage_dependence",
+    "dependence_from_tables": "critmin.metrics.dependence:dependence_from_tables",
+    "merge_blocs": "critmin.metrics.dependence:merge_blocs",
+    "origin_matrix": "critmin.metrics.tracing:origin_matrix",
+    "production_shares": "critmin.metrics.concentration:production_shares",
+    "stage_concentration": "critmin.metrics.concentration:stage_concentration",
+    "supplier_shares": "critmin.metrics.dependence:supplier_shares",
+    "supply_concentration": "critmin.metrics.concentration:supply_concentration",
+    "trace": "critmin.metrics.api:stage_trace",
+    "traced_import_origins": "critmin.metrics.tracing:traced_import_origins",
+    "world_dependence": "critmin.metrics.api:world_stage_dependence",
 }
 
 
-def __getattr__(name: str) -> object:
-    """Load a public name on first use and keep it."""
-    if name not in _LAZY:
-        raise AttributeError(f"module 'critmin.metrics' has no attribute {name!r}")
-    module, attribute = _LAZY[name]
-    value = getattr(import_module(module), attribute)
-    if name != "dependence":  # kept by the package's property (see _Package)
-        globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(globals(), _LAZY)
 
 
 class _Package(ModuleType):
@@ -75,10 +68,6 @@ class _Package(ModuleType):
 
 
 sys.modules[__name__].__class__ = _Package
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [

@@ -7,9 +7,9 @@ backtest is bound at once: its function shares the name of its module."""
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
 
+from critmin._lazy import lazy_names
 from critmin.scenarios.backtest import Backtest, backtest, episodes
 
 if TYPE_CHECKING:
@@ -36,16 +36,9 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'critmin.scenarios' has no attribute {name!r}")
-    value = getattr(import_module(f"critmin.scenarios.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(
+    globals(), {name: f"critmin.scenarios.{module}" for name, module in _LAZY.items()}
+)
 
 
 __all__ = [
