@@ -190,6 +190,25 @@ def test_rule_q1_turkey_to_benin_2024():
     assert flow["gross_t"] == pytest.approx(147.03, abs=0.01)  # "about 150 t" (quality.py)
 
 
+def test_rule_q1_counts_a_shared_code_flow_once():
+    # 811292 is a code of gallium, germanium, indium, niobium and vanadium: in the rows of all
+    # minerals each of its flows is five rows. Italy → Slovenia 2024, 164.6 t at a unit value
+    # far below the code's, is more than 1 % of the code's world tonnage counted once (and
+    # under 1 % counted five times, which is how it escaped Q1 before).
+    every = corrected_quantities(stage_trade_table(2024))
+    alone = corrected_quantities(stage_trade_table(2024, ("gallium",)))
+    for fixed in (every, alone):
+        flows = fixed.where(
+            (fixed["exporter"] == "ITA") & (fixed["importer"] == "SVN") & (fixed["hs6"] == "811292")
+        )
+        assert len(flows) and set(flows["quality"].tolist()) == {"Q1"}
+        assert flows["reported_t"] == pytest.approx(164.565)
+        assert flows["gross_t"] == pytest.approx(2.4754, abs=1e-4)
+    # A mineral's rows are corrected as they are among the rows of every mineral.
+    mine = every.where(every["mineral"] == "gallium")
+    assert np.array_equal(mine["gross_t"], alone["gross_t"], equal_nan=True)
+
+
 def test_rule_q1_without_priced_rows_only_adds_the_columns():
     rows = Table(
         {"hs_revision": ["HS92"], "hs6": ["284690"], "gross_t": [np.nan], "value_kusd": [1.0]}

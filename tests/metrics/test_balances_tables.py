@@ -200,3 +200,26 @@ def test_balances_from_frames_keep_the_frames():
     plain = Balances(2023, "content", *(Table.from_frame(f) for f in frames))
     pd.testing.assert_frame_equal(plain.flows, bal.flows)
     assert plain.stage_made("rare_earths", "mine").equals(bal.stage_made("rare_earths", "mine"))
+
+
+@pytest.mark.parametrize("basis", ["content", "value"])
+def test_the_balances_of_one_mineral_are_those_of_every_mineral(basis):
+    # The market calibration builds one mineral's balances; they must be that mineral's rows
+    # of the whole build (rule Q1 once counted a shared code's flows once per mineral asked).
+    from critmin.data.stages import supply_stages_table
+
+    minerals = sorted(set(supply_stages_table()["mineral"].tolist()))
+    every = balances(2024, basis)
+    for mineral in minerals:
+        alone = balances(2024, basis, (mineral,))
+        for name in ("flow_table", "production_table"):
+            whole = getattr(every, name)
+            part = whole.where(whole["mineral"] == mineral)
+            mine = getattr(alone, name)
+            assert len(part) == len(mine), (mineral, name)
+            for column in part.names:
+                a, b = part[column], mine[column]
+                if a.dtype.kind == "f":
+                    assert np.array_equal(a, b, equal_nan=True), (mineral, name, column)
+                else:
+                    assert a.tolist() == b.tolist(), (mineral, name, column)

@@ -3,7 +3,8 @@
 Rule Q1 (mis-recorded quantity): within one HS code, revision and year, the reference unit value
 is the tonnage-weighted median of the flows' unit values (value / quantity), so that a code whose
 bulk is cheap ore (laterite nickel ore) keeps its bulk as the reference. A flow whose unit value is
-below 1/20 of that reference *and* that carries at least 1 % of the code's world tonnage is taken
+below 1/20 of that reference *and* that carries at least 1 % of the code's world tonnage (each
+flow counted once, however many minerals share the code) is taken
 to have its quantity recorded in the wrong unit; its quantity is re-estimated as value / reference
 unit value. Example: BACI 2024 records 40,700 t of rare-earth compounds (284690) from Turkey to
 Benin worth 2.15 million USD (0.05 USD/kg against about 14 USD/kg for the code), which made Benin
@@ -35,7 +36,8 @@ MIN_SHARE_OF_CODE = 0.01
 
 
 def corrected_quantities(rows: Table) -> Table:
-    """Apply rule Q1 to trade rows (hs_revision, hs6, gross_t, value_kusd of one year).
+    """Apply rule Q1 to trade rows (hs_revision, hs6, exporter, importer, gross_t, value_kusd
+    of one year; a flow may be several rows, one per mineral and stage its code maps to).
 
     Returns a table with `gross_t` corrected where the rule fires and two columns added:
     `reported_t` (the quantity as reported) and `quality` ("" or "Q1"). The input's arrays
@@ -48,12 +50,24 @@ def corrected_quantities(rows: Table) -> Table:
         priced = (gross > 0) & (value > 0)
     if not priced.any():
         return rows.assign(gross_t=gross.copy(), reported_t=gross, quality=quality)
-    group = group_rows([rows["hs_revision"], rows["hs6"]])[0]
+    # The code's unit values and world tonnage are over its trade flows, each counted once:
+    # a flow of a code that several minerals or stages share (811292: gallium, germanium,
+    # indium) is a row of each, and counting it once per row would make the 1 % threshold
+    # depend on how many minerals the code is mapped to, and on which were asked for.
+    pairs = [k for k in ("exporter", "importer") if k in rows]
+    if pairs:
+        flow, first = group_rows([rows[k] for k in ("hs_revision", "hs6", *pairs)])
+    else:  # rows without partners: each its own flow
+        flow = first = np.arange(len(rows))
+    group = group_rows([rows["hs_revision"][first], rows["hs6"][first]])[0]
+    once_gross, once_priced = gross[first], priced[first]
     with np.errstate(divide="ignore", invalid="ignore"):
         unit_value = np.where(priced, value / gross, np.nan)
-    reference = _weighted_median(group[priced], unit_value[priced], gross[priced], group.max() + 1)
-    reference = reference[group]
-    world = np.bincount(group, weights=np.where(np.isnan(gross), 0.0, gross))[group]
+    reference = _weighted_median(
+        group[once_priced], unit_value[first][once_priced], once_gross[once_priced], len(first)
+    )
+    world = np.bincount(group, weights=np.where(np.isnan(once_gross), 0.0, once_gross))
+    reference, world = reference[group][flow], world[group][flow]
     with np.errstate(invalid="ignore"):
         fires = (
             priced
@@ -74,6 +88,11 @@ def correct_quantities(rows: pd.DataFrame) -> pd.DataFrame:
             {
                 "hs_revision": rows["hs_revision"].to_numpy(dtype=object),
                 "hs6": rows["hs6"].to_numpy(dtype=object),
+                **{
+                    k: rows[k].to_numpy(dtype=object)
+                    for k in ("exporter", "importer")
+                    if k in rows.columns
+                },
                 "gross_t": rows["gross_t"].to_numpy(dtype=float, na_value=np.nan),
                 "value_kusd": rows["value_kusd"].to_numpy(dtype=float, na_value=np.nan),
             },
