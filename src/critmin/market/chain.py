@@ -46,25 +46,27 @@ from critmin.market.calibration import Calibration, calibrate_from_tables
 PRODUCTION_YEARS = range(2018, 2025)  # years with production series in the bundle
 
 
-def _balances(year: int, basis: str):
+def _balances(year: int, basis: str, mineral: str):
+    """The balances of one mineral: a market is one mineral's, and its balances are the rows
+    of that mineral in the whole build (a test holds them equal) at a tenth of the cost."""
     from critmin.metrics.balances import balances  # the metrics layer reads the data once
 
-    return balances(year, basis)
+    return balances(year, basis, (mineral,))
 
 
-def _sheet(year: int) -> pd.DataFrame:
-    """The content balance sheet of `year`, built once per year and dataset: a brief reads
-    it a dozen times (callers filter it and never change it)."""
+def _sheet(year: int, mineral: str) -> pd.DataFrame:
+    """The content balance sheet of one mineral in `year`, built once per year, mineral and
+    dataset: a brief reads it several times (callers filter it and never change it)."""
     from critmin.data.catalog import dataset_stamp
 
-    return _sheet_of(int(year), dataset_stamp())
+    return _sheet_of(int(year), mineral, dataset_stamp())
 
 
-@functools.lru_cache(maxsize=8)
-def _sheet_of(year: int, _stamp: str) -> pd.DataFrame:
+@functools.lru_cache(maxsize=64)
+def _sheet_of(year: int, mineral: str, _stamp: str) -> pd.DataFrame:
     from critmin.metrics.balances import balance_sheet
 
-    return balance_sheet(_balances(year, "content"))
+    return balance_sheet(_balances(year, "content", mineral))
 
 
 def stage_unit(mineral: str, stage: str) -> str:
@@ -81,7 +83,7 @@ def stage_unit(mineral: str, stage: str) -> str:
 
 def _reported(mineral: str, stage: str, year: int) -> pd.Series | None:
     """Production of the stage by country in `year` where its series has figures, else None."""
-    made = _balances(year, "content").stage_made(mineral, stage)
+    made = _balances(year, "content", mineral).stage_made(mineral, stage)
     made = made[made["amount"].notna()]
     if made.empty or not (made["amount"] > 0).any():
         return None
@@ -110,7 +112,7 @@ def stage_production(
     notes: list[str] = []
     source = supply_stages().set_index(["mineral", "stage"]).loc[(mineral, stage)]
     source = str(source["production_source"])
-    sheet = _sheet(year)
+    sheet = _sheet(year, mineral)
     here = sheet[(sheet["mineral"] == mineral) & (sheet["stage"] == stage)].set_index("country")
     if source != "none":
         used = production_series_year(mineral, stage, year)
@@ -164,8 +166,8 @@ def stage_tables(mineral: str, stage: str, year: int) -> pd.DataFrame:
     """Flows (exporter, importer, value_kusd, qty_t) of one stage from the content and value
     balances. A flow with tonnes and no value is valued at its origin's unit value (the world's
     where the origin reports none); the reverse is done by `calibrate_from_tables`."""
-    content = _balances(year, "content").stage_flows(mineral, stage)
-    value = _balances(year, "value").stage_flows(mineral, stage)
+    content = _balances(year, "content", mineral).stage_flows(mineral, stage)
+    value = _balances(year, "value", mineral).stage_flows(mineral, stage)
     keys = ["exporter", "importer"]
     flows = pd.merge(
         value.rename(columns={"amount": "value_kusd"}),

@@ -132,7 +132,7 @@ def _frame(table: Table) -> pd.DataFrame:
     return frame
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=64)
 def _balances(year: int, basis: str, _data_dir: str, minerals: tuple[str, ...] | None) -> Balances:
     from critmin.metrics.coverage_table import coverage_table
 
