@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
 
+    from critmin.data.columns import Table
+
 
 class LazyConsole:
     """A Rich console made on first use: a command that prints JSON or CSV never loads Rich
@@ -84,20 +86,24 @@ def _cell(value: object, column: str) -> str:
 
 
 def emit(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | Table,
     fmt: OutputFormat,
     title: str = "",
     caption: str = "",
     table_columns: list[str] | None = None,
 ) -> None:
-    """Print `frame` in the chosen format to standard output.
+    """Print `frame` (a DataFrame or a `critmin.data.columns.Table`) in the chosen format to
+    standard output.
 
     `table_columns` narrows what the terminal table shows; CSV and JSON keep every column.
     """
-    import pandas as pd
-    from rich.table import Table
-    from rich.text import Text
+    from critmin.data.columns import Table
 
+    if isinstance(frame, Table):
+        if fmt is OutputFormat.table:  # a terminal table needs no pandas
+            _print_table(frame.select(table_columns) if table_columns else frame, title, caption)
+            return
+        frame = frame.frame()
     if fmt is OutputFormat.csv:
         out = frame.copy()
         for column in out.columns:
@@ -115,21 +121,34 @@ def emit(
             ]
             sys.stdout.write(json.dumps(records, indent=2, default=str) + "\n")
     else:
-        if table_columns:
-            frame = frame[table_columns]
-        # Text, not markup: a title or cell may hold what a user wrote, brackets included;
-        # escape sequences in it are removed (terminal_text).
-        table = Table(
-            title=Text(terminal_text(title)) if title else None,
-            caption=Text(terminal_text(caption)) if caption else None,
-            header_style="bold",
-        )
-        for column in frame.columns:
-            numeric = pd.api.types.is_numeric_dtype(frame[column])
-            table.add_column(Text(terminal_text(column)), justify="right" if numeric else "left")
-        for row in frame.itertuples(index=False):
-            table.add_row(*(Text(_cell(v, c)) for v, c in zip(row, frame.columns, strict=True)))
-        console.print(table)
+        import pandas as pd
+
+        shown = frame[table_columns] if table_columns else frame
+        numeric = [pd.api.types.is_numeric_dtype(shown[c]) for c in shown.columns]
+        _print_table(Table.from_frame(shown), title, caption, numeric)
+
+
+def _print_table(rows: Table, title: str, caption: str, numeric: list[bool] | None = None) -> None:
+    """A Rich table of `rows` on standard output; the `numeric` columns right-aligned (by
+    default those of numbers and booleans, as pandas counts them)."""
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    # Text, not markup: a title or cell may hold what a user wrote, brackets included;
+    # escape sequences in it are removed (terminal_text).
+    table = RichTable(
+        title=Text(terminal_text(title)) if title else None,
+        caption=Text(terminal_text(caption)) if caption else None,
+        header_style="bold",
+    )
+    names = rows.names
+    if numeric is None:
+        numeric = [rows[column].dtype.kind in "biufc" for column in names]
+    for column, right in zip(names, numeric, strict=True):
+        table.add_column(Text(terminal_text(column)), justify="right" if right else "left")
+    for row in zip(*(rows[column] for column in names), strict=True):
+        table.add_row(*(Text(_cell(v, c)) for v, c in zip(row, names, strict=True)))
+    console.print(table)
 
 
 def _is_sequence(value: object) -> bool:

@@ -6,14 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import typer
-from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from critmin.cli.output import OutputFormat, console, emit, emit_json, error_console
 from critmin.cli.sanitise import terminal_text
 from critmin.data import commodity as resolve_commodity
+from critmin.data.columns import Table, text
 from critmin.errors import InputError
 from critmin.market import resolve_parameters
 from critmin.market.api import resolve_countries
@@ -36,6 +34,9 @@ STAGE = typer.Option(
 
 
 def _progress(total: int, label: str):
+    from rich.markup import escape
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     bar = Progress(
         TextColumn(f"[bold]{escape(terminal_text(label))}"),
         BarColumn(),
@@ -65,6 +66,8 @@ def run(
 ) -> None:
     """Run a study from a scenario file; results as Parquet plus a JSON summary (and CSV or
     XLSX with --format csv|xlsx)."""
+    import pandas as pd
+
     from critmin.cli.run_export import export_run
     from critmin.scenarios.runner import run_study, study_work
     from critmin.scenarios.schema import load_study
@@ -160,17 +163,16 @@ def ensemble(
             cal, params, members, draws, seed, HazardModel(overrides=overrides),
             targets=targets, executor=chunks, progress=advance, max_draws=max_draws,
         )  # fmt: skip
-    table = result.importers()
+    table = result.importer_table()
     if fmt is OutputFormat.json:
         summary = {**result.summary(), "stage": cal.stage, "unit": cal.unit}
-        emit_json({"summary": summary, "importers": table.to_dict(orient="records")})
+        emit_json({"summary": summary, "importers": table.records()})
         return
     if fmt is OutputFormat.csv:
         emit(table, fmt)
         return
     s = result.summary()
-    head = pd.DataFrame(
-        [
+    figures = [
             ("draws", s["draws"]),
             ("bloc consumption, base (t)", s["bloc_consumption_base_t"]),
             ("expected bloc shortfall (t)", s["bloc_expected_shortfall_t"]),
@@ -180,17 +182,26 @@ def ensemble(
             ("world price index p5 / p50 / p95",
              f"{s['world_price_index_p5']:.2f} / {s['world_price_index_p50']:.2f} / "
              f"{s['world_price_index_p95']:.2f}"),
-        ],
-        columns=["figure", "value"],
-    )  # fmt: skip
+    ]  # fmt: skip
+    head = Table({"figure": text([f for f, _ in figures]), "value": text([v for _, v in figures])})
     where = f", {cal.stage} stage ({cal.unit})" if cal.stage else ""
     emit(head, fmt, title=f"Ensemble: {item.id} {cal.year}{where}, seed {seed}")
-    suppliers = pd.DataFrame([{"supplier": k, **v} for k, v in s["suppliers"].items()]).sort_values(
-        "annual_probability", ascending=False
+    suppliers = Table(
+        {
+            "supplier": text(list(s["suppliers"])),
+            **{
+                k: np.array([v[k] for v in s["suppliers"].values()], dtype=float)
+                for k in ("annual_probability", "event_share", "ban_share")
+            },
+        }
     )
-    emit(suppliers, fmt, title="Restriction hazard by supplier")
     emit(
-        table[table["in_bloc"]].head(12),
+        suppliers.where(np.argsort(-suppliers["annual_probability"], kind="stable")),
+        fmt,
+        title="Restriction hazard by supplier",
+    )
+    emit(
+        table.where(np.flatnonzero(table["in_bloc"])[:12]),
         fmt,
         title="Bloc members: expected shortfall and tail",
         table_columns=[
@@ -216,6 +227,8 @@ def coalition(
 ) -> None:
     """The k partners that best cover the core's imports from China (MILP), with Shapley
     shares, checked with the market model (Chinese ban, zone of core + partners)."""
+    import pandas as pd
+
     from critmin.scenarios.coalition import best_coalition, coalition_problem, shapley
 
     core_codes, _ = resolve_countries(core)
@@ -299,6 +312,8 @@ def stockpile(
     fmt: OutputFormat = FORMAT,
 ) -> None:
     """The smallest stockpile keeping the bloc's shortfall (or price) under a target."""
+    import pandas as pd
+
     from critmin.scenarios.stockpile import size_stockpile
 
     check_horizon(horizon)

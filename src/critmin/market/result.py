@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from critmin.market.calibration import Calibration
 from critmin.market.indices import (
@@ -25,6 +24,9 @@ from critmin.market.welfare import (
     producer_surplus_change,
     wedges,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SUPPLIER = "CHN"  # whose share inside the bloc the summary reports
 
@@ -56,6 +58,8 @@ class MarketResult:
         solution: Any,
         row: int,
     ) -> MarketResult:
+        import pandas as pd  # on first use: a Monte Carlo draw never builds a MarketResult
+
         state = solution.state
         dense = solution.problem.dense
         world_price = state.world_price[row]
@@ -258,6 +262,8 @@ class MarketResult:
         )
 
     def _repr_html_(self) -> str:
+        import pandas as pd
+
         keys = [k for k, v in self.summary.items() if isinstance(v, int | float | str)]
         head = pd.DataFrame({"value": [self.summary[k] for k in keys]}, index=keys)
         worst = self.markets.sort_values("shortfall_t", ascending=False).head(10)

@@ -26,11 +26,12 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from critmin.data.columns import Table
 from critmin.errors import InputError
 from critmin.market import Calibration, Parameters, Quota, Scenario
 from critmin.market.indices import restricting_exporters, world_price_index
@@ -39,6 +40,9 @@ from critmin.market.solver import Problem, solve
 from critmin.market.welfare import price_for_demand
 from critmin.scenarios.execution import roomy_allocator
 from critmin.scenarios.hazard import HazardModel
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHUNK = 64
 START_CHUNK = 16  # chunks of the start-point solves: few, so cut small to use every core
@@ -238,20 +242,32 @@ class EnsembleResult:
         inside = np.isin(self.calibration.countries, self.bloc)
         return float(self.calibration.absorption_t()[inside].sum())
 
-    def importers(self) -> pd.DataFrame:
-        """Per importer: expected shortage, percentiles and CVaR 95 % of the shortfall."""
+    def importer_table(self) -> Table:
+        """Per importer (t of the stage's unit): expected shortfall, p5/p50/p95, CVaR 95 %,
+        the expected shortfall as % of base consumption, and membership of the bloc; the
+        largest expected shortfall first (ties in the calibration's country order)."""
         base = self.calibration.absorption_t()
-        keep = base > 0
-        rows = distribution(self.shortfall_t[:, keep])
-        rows.insert(0, "country", np.asarray(self.calibration.countries)[keep])
-        rows.insert(1, "consumption_base_t", base[keep])
-        rows["expected_shortfall_pct"] = rows["expected_shortfall_t"] / base[keep] * 100
-        rows["in_bloc"] = rows["country"].isin(self.bloc)
-        return rows.sort_values("expected_shortfall_t", ascending=False).reset_index(drop=True)
+        keep = np.flatnonzero(base > 0)
+        figures = distribution_columns(self.shortfall_t[:, keep])
+        countries = np.asarray(self.calibration.countries, dtype=object)[keep]
+        rows = Table(
+            {
+                "country": countries,
+                "consumption_base_t": base[keep],
+                **figures,
+                "expected_shortfall_pct": figures["expected_shortfall_t"] / base[keep] * 100,
+                "in_bloc": np.isin(countries.astype(str), list(self.bloc)),
+            }
+        )
+        return rows.where(np.argsort(-figures["expected_shortfall_t"], kind="stable"))
+
+    def importers(self) -> pd.DataFrame:
+        """`importer_table` as a DataFrame."""
+        return self.importer_table().frame()
 
     def summary(self) -> dict:
         """Bloc distribution, world price distribution, event frequencies."""
-        bloc = distribution(self.bloc_shortfall_t[:, None]).iloc[0].to_dict()
+        bloc = {k: v[0] for k, v in distribution_columns(self.bloc_shortfall_t[:, None]).items()}
         consumption = self.bloc_consumption_t
         price = np.percentile(self.world_price_index, [5, 50, 95])
         return {
@@ -287,23 +303,28 @@ class EnsembleResult:
         }
 
 
-def distribution(values: np.ndarray) -> pd.DataFrame:
+def distribution_columns(values: np.ndarray) -> dict[str, np.ndarray]:
     """Columns of (B, M) draws → mean (expected), p5, p50, p95 and CVaR 95 % (the mean of
     the worst 5 % of draws; Rockafellar & Uryasev 2000, "Optimization of conditional
-    value-at-risk", Journal of Risk 2(3))."""
+    value-at-risk", Journal of Risk 2(3)), each an (M,) array."""
     count = values.shape[0]
     worst = max(1, int(np.ceil(0.05 * count)))
     ordered = np.sort(values, axis=0)
     p5, p50, p95 = np.percentile(values, [5, 50, 95], axis=0)
-    return pd.DataFrame(
-        {
-            "expected_shortfall_t": values.mean(axis=0),
-            "p5_t": p5,
-            "p50_t": p50,
-            "p95_t": p95,
-            "cvar95_t": ordered[-worst:].mean(axis=0),
-        }
-    )
+    return {
+        "expected_shortfall_t": values.mean(axis=0),
+        "p5_t": p5,
+        "p50_t": p50,
+        "p95_t": p95,
+        "cvar95_t": ordered[-worst:].mean(axis=0),
+    }
+
+
+def distribution(values: np.ndarray) -> pd.DataFrame:
+    """`distribution_columns` as a DataFrame, one row per column of `values`."""
+    import pandas as pd
+
+    return pd.DataFrame(distribution_columns(values))
 
 
 def run_ensemble(
