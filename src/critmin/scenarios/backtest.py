@@ -13,16 +13,18 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from critmin.data import export_controls
 from critmin.errors import InputError, UnknownNameError
 from critmin.market import Ban, Calibration, Quota, Scenario, resolve_parameters
 from critmin.market import simulate as simulate_market
 from critmin.market.chain import calibrate_market
 from critmin.market.parameters import HORIZONS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FIGURES = [
     ("exporter_volume_pct", "restricting exporter: export volume"),
@@ -38,11 +40,15 @@ FIGURES = [
 
 def episodes() -> pd.DataFrame:
     """The bundled backtest episodes (scenarios/episodes.csv) joined to their measure."""
+    import pandas as pd  # on first use: `critmin.scenarios` binds this module at import
+
     text = resources.files("critmin.scenarios").joinpath("episodes.csv").read_text("utf-8")
     table = pd.read_csv(
         io.StringIO(text), comment="#", dtype={"fraction": float, "production_quota": float}
     )
     table["aggregate"] = table["aggregate"].fillna(False).astype(bool)
+    from critmin.data import export_controls
+
     measures = export_controls().set_index("measure")
     unknown = sorted(set(table["measure"]) - set(measures.index))
     if unknown:
@@ -103,6 +109,8 @@ class Backtest:
 
 def backtest(name: str) -> Backtest:
     """Run the episode `name` (see `episodes()`): model both horizons, compare with data."""
+    import pandas as pd
+
     table = episodes()
     match = table[table["episode"] == name]
     if match.empty:

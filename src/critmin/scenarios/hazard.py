@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from critmin.data import export_controls, query
+from critmin.data.catalog import query_arrays
+from critmin.data.controls import export_controls_table
 from critmin.errors import InputError
 
 
@@ -62,15 +63,17 @@ class HazardModel:
 
     def probabilities(self, suppliers: Sequence[str], year: int) -> np.ndarray:
         """Annual restriction probability of each supplier (overrides win)."""
-        stability = query(
+        found = query_arrays(
             "SELECT country, arg_max(value, year) AS value FROM {governance} "
             "WHERE indicator = 'pv_estimate' AND year <= ? GROUP BY country",
             [int(year)],
-        ).set_index("country")["value"]
-        controls = export_controls()
-        started = controls["start"].str[:4].astype(int)
-        window = controls[(started >= self.history_start) & (started <= self.history_end)]
-        counts = window["country"].value_counts()
+        )
+        stability = dict(zip(found["country"].tolist(), found["value"].tolist(), strict=True))
+        controls = export_controls_table()
+        counts: dict[str, int] = {}
+        for country, start in zip(controls["country"], controls["start"], strict=True):
+            if self.history_start <= int(start[:4]) <= self.history_end:
+                counts[country] = counts.get(country, 0) + 1
         years = self.history_end - self.history_start + 1
         out = []
         for supplier in suppliers:
