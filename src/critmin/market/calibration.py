@@ -6,6 +6,10 @@ domestic shipments on the diagonal, all base prices normalised to one, so that f
 measured in "base-price value units" (thousand USD at base prices) and every price in the
 model is a ratio to its base (a hat). Tonnes and USD/t come back through each origin's
 base unit value.
+
+The calibration runs on `critmin.data.columns.Table`s (NumPy columns), without pandas: a model
+command must not pay pandas' import (issue 18). `calibrate_from_tables` also takes DataFrames,
+as the Python API and the tests pass them.
 """
 
 from __future__ import annotations
@@ -13,12 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from critmin.data import query
+from critmin.data.catalog import query_arrays
+from critmin.data.columns import Table, group_rows, kahan_sums
 from critmin.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REST_OF_WORLD = "ROW"
 
@@ -113,12 +121,12 @@ class Calibration:
 def calibrate_from_tables(
     commodity: str,
     year: int,
-    flows: pd.DataFrame,
-    production: pd.DataFrame,
+    flows: pd.DataFrame | Table,
+    production: pd.DataFrame | Table,
     rest_of_world_share: float = 0.0,
     keep: Iterable[str] = (),
 ) -> Calibration:
-    """Calibrate from tidy tables (pure function).
+    """Calibrate from tidy tables (pure function; DataFrames or `Table`s).
 
     `flows`: exporter, importer, value_kusd, qty_t (NaN where not reported); `production`:
     country, qty_t. The origin's base price is its export unit value Σ value / Σ tonnes over
@@ -128,34 +136,42 @@ def calibrate_from_tables(
     """
     if not 0.0 <= rest_of_world_share < 1.0:
         raise InputError(f"rest_of_world_share must be in [0, 1), got {rest_of_world_share}")
-    flows = flows[(flows["value_kusd"] > 0) & (flows["exporter"] != flows["importer"])]
-    if flows.empty:
+    flows = _columns(flows, ("exporter", "importer"), ("value_kusd", "qty_t"))
+    flows = flows.where((flows["value_kusd"] > 0) & (flows["exporter"] != flows["importer"]))
+    if not len(flows):
         raise InputError(f"no trade of {commodity} in {year}: the market cannot be calibrated")
-    with_qty = flows[flows["qty_t"] > 0]
-    if with_qty.empty:
+    with_qty = flows.where(flows["qty_t"] > 0)
+    if not len(with_qty):
         raise InputError(f"no trade of {commodity} in {year} reports tonnes; no base prices")
+    # Sums add as pandas adds them (ndarray.sum is pandas' Series.sum), so the prices are those
+    # of the former DataFrame code to the last bit.
     world_price = float(with_qty["value_kusd"].sum() / with_qty["qty_t"].sum()) * 1000.0
-    by_origin = with_qty.groupby("exporter")[["value_kusd", "qty_t"]].sum()
-    origin_price = (by_origin["value_kusd"] / by_origin["qty_t"] * 1000.0).to_dict()
+    paid = np.column_stack([with_qty["value_kusd"], with_qty["qty_t"]])
+    origins, sums = group_sums(with_qty["exporter"], paid)
+    unit_value = (sums[:, 0] / sums[:, 1] * 1000.0).tolist()
+    origin_price = dict(zip(origins.tolist(), unit_value, strict=True))
 
-    countries = sorted(set(flows["exporter"]) | set(flows["importer"]))
+    exporter, importer = flows["exporter"].tolist(), flows["importer"].tolist()
+    countries = sorted(set(exporter) | set(importer))
     price = np.array([origin_price.get(c, world_price) for c in countries])
     position = {c: i for i, c in enumerate(countries)}
-    rows = flows["exporter"].map(position).to_numpy()
-    cols = flows["importer"].map(position).to_numpy()
+    rows = np.array([position[c] for c in exporter], dtype=np.int64)
+    cols = np.array([position[c] for c in importer], dtype=np.int64)
     size = len(countries)
     value = np.zeros((size, size))
     tonnes = np.zeros((size, size))
-    qty = flows["qty_t"].to_numpy(dtype=float)
-    flow_t = np.where(qty > 0, qty, flows["value_kusd"].to_numpy() * 1000.0 / price[rows])
-    np.add.at(value, (rows, cols), flows["value_kusd"].to_numpy())
+    qty = flows["qty_t"]
+    flow_t = np.where(qty > 0, qty, flows["value_kusd"] * 1000.0 / price[rows])
+    np.add.at(value, (rows, cols), flows["value_kusd"])
     np.add.at(tonnes, (rows, cols), flow_t)
 
-    made = production.groupby("country")["qty_t"].sum()
+    production = _columns(production, ("country",), ("qty_t",))
+    producers, amounts = group_sums(production["country"], production["qty_t"])
+    made = dict(zip(producers.tolist(), amounts.tolist(), strict=True))
     made_t = np.array([float(made.get(c, 0.0)) for c in countries])
     domestic_t = np.maximum(made_t - tonnes.sum(axis=1), 0.0)
     # Producers that never trade still have a market of their own.
-    home_only = sorted(set(made[made > 0].index) - set(countries))
+    home_only = sorted({c for c, t in made.items() if t > 0} - set(countries))
     notes = []
     if home_only:
         notes.append(
@@ -185,6 +201,40 @@ def calibrate_from_tables(
     )
 
 
+def _columns(table: pd.DataFrame | Table, text: tuple[str, ...], numbers: tuple[str, ...]) -> Table:
+    """The named columns of a DataFrame or Table, numbers as float64 (NaN where missing)."""
+    if not isinstance(table, Table):
+        table = Table.from_frame(table[[*text, *numbers]])
+    floats = {name: np.asarray(table[name], dtype=float) for name in numbers}
+    return table.select([*text, *numbers]).assign(**floats)
+
+
+def group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct keys, sorted; Σ values per key) as pandas' `groupby(key).sum()` adds them: in
+    row order; rows without a key dropped; NaN skipped (a key with only NaN sums to 0).
+
+    pandas (3.1) has two ways to add: if the rows come sorted by key and no value is NaN, each
+    run of a key is `np.add.reduceat` (its first value + the pairwise sum of the others);
+    otherwise Kahan's compensated sum (`kahan_sums`). The two differ in the last bit, and the
+    calibration must equal the former DataFrame code to it, so both are kept. A 2-D `values`
+    is summed column by column, as pandas sums each Series.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 2:
+        parts = [group_sums(keys, column) for column in values.T]
+        return parts[0][0], np.column_stack([sums for _, sums in parts])
+    present = ~np.equal(keys, None) if keys.dtype == object else ~np.isnan(keys)
+    if not present.any():
+        return keys[:0], np.zeros(0)
+    ids = np.full(len(keys), -1, dtype=np.int64)
+    ids[present], first = group_rows([keys[present]])
+    distinct = keys[present][first]
+    if np.isnan(values).any() or (np.diff(ids) < 0).any():  # rows without a key come first
+        return distinct, kahan_sums(ids[present], values[present], len(first))
+    starts = np.flatnonzero(np.r_[True, ids[present][1:] != ids[present][:-1]])
+    return distinct, np.add.reduceat(values[present], starts)
+
+
 def _merge_rest(value, tonnes, price, countries, small):
     """Sum the small countries' rows and columns into one ROW region (its own trade becomes
     its domestic flow); ROW's price is the unit value of its sales."""
@@ -210,7 +260,7 @@ def calibrate(
     keep: Iterable[str] = (),
 ) -> Calibration:
     """Calibrate the market of `commodity` (a commodity id) in `year` from the dataset."""
-    flows = query(
+    flows = query_arrays(
         "WITH codes AS (SELECT commodity, UNNEST(list_concat(hs6, hs6_complementary)) AS hs6 "
         "FROM {commodities} WHERE commodity = ?) "
         "SELECT t.exporter, t.importer, sum(t.value_kusd) AS value_kusd, "
@@ -219,9 +269,11 @@ def calibrate(
         "WHERE t.year = ? AND t.value_kusd > 0 GROUP BY ALL",
         [commodity, int(year)],
     )  # a flow whose tonnes are partly unreported gets them from its unit value instead
-    production = query(
+    production = query_arrays(
         "SELECT country, qty_t FROM {production} WHERE commodity = ? AND year = ? "
         "AND qty_t IS NOT NULL",
         [commodity, int(year)],
     )
-    return calibrate_from_tables(commodity, year, flows, production, rest_of_world_share, keep)
+    return calibrate_from_tables(
+        commodity, year, Table(flows), Table(production), rest_of_world_share, keep
+    )
