@@ -5,9 +5,10 @@ is the tonnage-weighted median of the flows' unit values (value / quantity), so 
 bulk is cheap ore (laterite nickel ore) keeps its bulk as the reference. A flow whose unit value is
 below 1/20 of that reference *and* that carries at least 1 % of the code's world tonnage (each
 flow counted once, however many minerals share the code) is taken to have its quantity recorded
-in the wrong unit; its quantity is re-estimated as value / reference unit value. Example: BACI 2024 records 40,700 t of rare-earth compounds (284690) from Turkey to
-Benin worth 2.15 million USD (0.05 USD/kg against about 14 USD/kg for the code), which made Benin
-the world's second importer; Q1 puts it at about 150 t. The value is kept as reported.
+in the wrong unit; its quantity is re-estimated as value / reference unit value. Example: BACI
+2024 records 40,700 t of rare-earth compounds (284690) from Turkey to Benin worth 2.15 million
+USD (0.05 USD/kg against about 14 USD/kg for the code), which made Benin the world's second
+importer; Q1 puts it at about 150 t. The value is kept as reported.
 (CEPII's own BACI reconciliation estimates unit values the same way; Gaulier & Zignago 2010.)
 
 Rule Q2 (implausible importer, flagged only): a country taking more than 20 % of the world's
