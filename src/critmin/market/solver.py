@@ -297,15 +297,23 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
     """Residuals (and the analytic Jacobian) of every scenario of the batch at (z, u)."""
     pb = problem
     pr, pv = pb.pr, pb.pv
-    log_base = z[:, pr] + pb.log_wedge
+    # The (B, P) arrays are ~0.7 MB each, so the passes over them below work in place where
+    # they can: each temporary less is one fewer trip through memory (the values, and the
+    # order of every operation, are those of the plain expressions in the comments).
+    log_base = z[:, pr].astype(float, copy=False)  # new (a gather), float for the +=
+    log_base += pb.log_wedge
     if len(pb.quota_pairs):
         log_base[:, pb.quota_pairs] += u[:, pb.pj]
     floored = pb.log_floor > log_base
     log_p = np.where(floored, pb.log_floor, log_base)
     live = pb.live
-    sigma_p = pb.sigma[:, pv]
+    dead = ~live
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        terms = np.where(live, pb.log_theta + (1.0 - sigma_p) * log_p, -np.inf)
+        # terms = where(live, log θ + (1 − σ) log p, −inf)
+        terms = (1.0 - pb.sigma)[:, pv]
+        terms *= log_p
+        terms += pb.log_theta
+        np.copyto(terms, -np.inf, where=dead)
         # Σ_r θ p^(1−σ) per market, in log space only where the plain sum leaves the float
         # range (extreme prices): there each market's terms are shifted by their maximum.
         scaled = np.exp(terms)
@@ -318,15 +326,22 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
             scaled[wide] = np.exp(terms[wide] - top[:, pv])
             total[wide] = _by_market(pb, scaled[wide], np.add, 0.0)
             log_a[wide] = np.log(total[wide]) + top
-        share = np.where(live, scaled / total[:, pv], 0.0)
+        passes = live & ~floored  # ∂ log p / ∂ z = 1 on these flows
+        # share_g = where(live, scaled / total, 0) · passes, in the buffer of `scaled`
+        share_g = np.divide(scaled, total[:, pv], out=scaled)
+        share_g *= passes
+        np.copyto(share_g, 0.0, where=dead)
         log_composite = np.where(pb.alive, log_a / (1.0 - pb.sigma), np.inf)
         demand_index, demand_slope = composite_demand(log_composite, pb.eta, pb.sigma, pb.cutoff)
         purchases, purchase_slope = stock_purchases(demand_index, pb.stock_ratio)
-        log_q = pb.log_q0 - sigma_p * log_p + (pb.sigma * log_composite + np.log(purchases))[:, pv]
-        flows = np.where(live & (purchases > 0)[:, pv], np.exp(log_q), 0.0)
-        kappa = np.where(
-            purchases > 0, purchase_slope * demand_slope * demand_index / purchases, 0.0
-        )
+        # flows = where(live & (c > 0), exp(log q0 − σ log p + (σ log P + log c)_v), 0)
+        flows = pb.sigma[:, pv] * log_p
+        np.subtract(pb.log_q0, flows, out=flows)
+        flows += (pb.sigma * log_composite + np.log(purchases))[:, pv]
+        np.exp(flows, out=flows)
+        bought = purchases > 0
+        np.copyto(flows, 0.0, where=dead if bought.all() else dead | ~bought[:, pv])
+        kappa = np.where(bought, purchase_slope * demand_slope * demand_index / purchases, 0.0)
 
     world_price = np.exp(z)
     producer_price = np.maximum(world_price, pb.guarantee)
@@ -360,8 +375,8 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
         quota_use=use,
         residual=residual,
         jacobian=None,
-        share_g=share * (live & ~floored),
-        passes=live & ~floored,  # ∂ log p / ∂ z = 1 on these flows
+        share_g=share_g,
+        passes=passes,
         kappa=kappa,
         demand=demand,
         elastic=(world_price >= pb.guarantee) & ~capped,
@@ -372,6 +387,11 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
     if jacobian:
         state.jacobian = jacobian_at(problem, state)
     return state
+
+
+# `jacobian_at` forms its product over markets on slices of scenarios whose two dense factors
+# take at most this many bytes (an L2 cache of 1 MB per core).
+FACTOR_BYTES = 1 << 20
 
 
 def jacobian_at(problem: Problem, state: State) -> np.ndarray:
@@ -392,15 +412,13 @@ def jacobian_at(problem: Problem, state: State) -> np.ndarray:
     flows, share_g, demand = state.flows, state.share_g, state.demand
     sk = pb.sigma + state.kappa  # (B, N)
     weight = flows * sk[:, pb.pv]  # (B, P) (σ_v + κ_v) q_rv
-    own = pb.sigma[:, pb.pv] * flows * state.passes  # (B, P) σ_v q_rv g_rv
+    own = pb.sigma[:, pb.pv]  # (B, P) σ_v q_rv g_rv, in place
+    own *= flows
+    own *= state.passes
     inverse = 1.0 / demand
     mp, sp = pb.multi_pairs, pb.single_pairs
-    left = np.zeros((batch, width * markets))
-    left[:, pb.left_at] = (weight * inverse[:, pr])[:, mp]
-    right = np.zeros((batch, markets * width))
-    right[:, pb.right_at] = share_g[:, mp]
-    left = left.reshape(batch, width, markets)
-    right = right.reshape(batch, markets, width)
+    left_values = weight[:, mp] * inverse[:, pr[mp]]
+    right_values = share_g[:, mp]
     if count:
         u, slack, radius = state.u, state.slack, state.radius
         quota_on = np.isfinite(pb.quota_fraction)
@@ -410,9 +428,27 @@ def jacobian_at(problem: Problem, state: State) -> np.ndarray:
         scale = -np.where(quota_on, 1.0 - slack / radius, 0.0) / quota_base  # (B, J)
         shape = (batch, count, markets)
         on = qp[pb.jv_pairs]
-        left[:, size:] = _cell_sums(weight[:, on], pb.jv_cells, shape) * scale[:, :, None]
-        right[:, :, size:] = _cell_sums(share_g[:, on], pb.jv_cells, shape).transpose(0, 2, 1)
-    jac = left @ right
+        left_quota = _cell_sums(weight[:, on], pb.jv_cells, shape) * scale[:, :, None]
+        right_quota = _cell_sums(share_g[:, on], pb.jv_cells, shape).transpose(0, 2, 1)
+    # The product runs over a few scenarios at a time: a whole batch's dense factors (2 × 6.5
+    # MB for 64 rare-earth scenarios) would be written by the scatter and read back by the
+    # product from L3 or memory, shared with the other worker; a slice of them stays in L2.
+    # Their nonzero cells are the same in every scenario, so one pair of slice buffers,
+    # zeroed once, serves every slice (each overwrites exactly the cells the last one wrote).
+    cells = width * markets
+    rows = max(1, min(batch, FACTOR_BYTES // max(16 * cells, 1)))
+    left, right = np.zeros((rows, width, markets)), np.zeros((rows, markets, width))
+    left_cells, right_cells = left.reshape(rows, cells), right.reshape(rows, cells)
+    jac = np.empty((batch, width, width))
+    for start in range(0, batch, rows):
+        n = min(rows, batch - start)
+        part = slice(start, start + n)
+        left_cells[:n, pb.left_at] = left_values[part]
+        right_cells[:n, pb.right_at] = right_values[part]
+        if count:
+            left[:n, size:] = left_quota[part]
+            right[:n, :, size:] = right_quota[part]
+        np.matmul(left[:n], right[:n], out=jac[part])
     # A market with one supplier r: w s / D_r on the diagonal (and on r's quota cells).
     alone = weight[:, sp] * share_g[:, sp]
     diag = np.arange(size)
