@@ -172,7 +172,9 @@ def group_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 def kahan_sums(code: np.ndarray, values: np.ndarray, n: int, min_count: int = 0) -> np.ndarray:
     """Σ values per group 0..n-1 as pandas' groupby sum adds them: in row order, with Kahan
     compensation, NaN skipped; a group with fewer than `min_count` numbers sums to NaN.
-    `values` may be 2-D (one column of sums per column of values).
+    `values` may be 2-D (one column of sums per column of values). (pandas 3.1 adds rows
+    already sorted by key and free of NaN with np.add.reduceat instead, uncompensated; see
+    `market.calibration.group_sums` where that case arises.)
 
     Vectorised over groups: step k adds the k-th value of every group that has one (groups in
     descending size, so those still adding are a prefix); steps = the largest group's size.
