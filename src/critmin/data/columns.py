@@ -174,7 +174,7 @@ def kahan_sums(code: np.ndarray, values: np.ndarray, n: int, min_count: int = 0)
     compensation, NaN skipped; a group with fewer than `min_count` numbers sums to NaN.
     `values` may be 2-D (one column of sums per column of values). (pandas 3.1 adds rows
     already sorted by key and free of NaN with np.add.reduceat instead, uncompensated; see
-    `market.calibration.group_sums` where that case arises.)
+    `group_sums`, which follows pandas in both cases.)
 
     Vectorised over groups: step k adds the k-th value of every group that has one (groups in
     descending size, so those still adding are a prefix); steps = the largest group's size.
@@ -211,6 +211,32 @@ def kahan_sums(code: np.ndarray, values: np.ndarray, n: int, min_count: int = 0)
     if min_count:
         sums[counts < min_count] = np.nan
     return sums
+
+
+def group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct keys, sorted; Σ values per key) as pandas' `groupby(key).sum()` adds them: in
+    row order; rows without a key dropped; NaN skipped (a key with only NaN sums to 0).
+
+    pandas (3.1) has two ways to add: if the rows come sorted by key and no value is NaN, each
+    run of a key is `np.add.reduceat` (its first value + the pairwise sum of the others);
+    otherwise Kahan's compensated sum (`kahan_sums`). The two differ in the last bit, and the
+    market calibration must equal its former DataFrame code to it, so both are kept. A 2-D `values`
+    is summed column by column, as pandas sums each Series.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 2:
+        parts = [group_sums(keys, column) for column in values.T]
+        return parts[0][0], np.column_stack([sums for _, sums in parts])
+    present = ~np.equal(keys, None) if keys.dtype == object else ~np.isnan(keys)
+    if not present.any():
+        return keys[:0], np.zeros(0)
+    ids = np.full(len(keys), -1, dtype=np.int64)
+    ids[present], first = group_rows([keys[present]])
+    distinct = keys[present][first]
+    if np.isnan(values).any() or (np.diff(ids) < 0).any():  # rows without a key come first
+        return distinct, kahan_sums(ids[present], values[present], len(first))
+    starts = np.flatnonzero(np.r_[True, ids[present][1:] != ids[present][:-1]])
+    return distinct, np.add.reduceat(values[present], starts)
 
 
 def group_sum(table: Table, keys: list[str], value: str, min_count: int = 0) -> Table:

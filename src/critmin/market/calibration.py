@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from critmin.data.catalog import query_arrays
-from critmin.data.columns import Table, group_rows, kahan_sums
+from critmin.data.columns import Table, group_sums
 from critmin.errors import InputError
 
 if TYPE_CHECKING:
@@ -151,12 +151,11 @@ def calibrate_from_tables(
     unit_value = (sums[:, 0] / sums[:, 1] * 1000.0).tolist()
     origin_price = dict(zip(origins.tolist(), unit_value, strict=True))
 
-    exporter, importer = flows["exporter"].tolist(), flows["importer"].tolist()
-    countries = sorted(set(exporter) | set(importer))
+    exporter, importer = flows["exporter"].astype(str), flows["importer"].astype(str)
+    codes, at = np.unique(np.concatenate([exporter, importer]), return_inverse=True)
+    countries = codes.tolist()  # sorted
     price = np.array([origin_price.get(c, world_price) for c in countries])
-    position = {c: i for i, c in enumerate(countries)}
-    rows = np.array([position[c] for c in exporter], dtype=np.int64)
-    cols = np.array([position[c] for c in importer], dtype=np.int64)
+    rows, cols = at[: len(exporter)], at[len(exporter) :]
     size = len(countries)
     value = np.zeros((size, size))
     tonnes = np.zeros((size, size))
@@ -207,32 +206,6 @@ def _columns(table: pd.DataFrame | Table, text: tuple[str, ...], numbers: tuple[
         table = Table.from_frame(table[[*text, *numbers]])
     floats = {name: np.asarray(table[name], dtype=float) for name in numbers}
     return table.select([*text, *numbers]).assign(**floats)
-
-
-def group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(distinct keys, sorted; Σ values per key) as pandas' `groupby(key).sum()` adds them: in
-    row order; rows without a key dropped; NaN skipped (a key with only NaN sums to 0).
-
-    pandas (3.1) has two ways to add: if the rows come sorted by key and no value is NaN, each
-    run of a key is `np.add.reduceat` (its first value + the pairwise sum of the others);
-    otherwise Kahan's compensated sum (`kahan_sums`). The two differ in the last bit, and the
-    calibration must equal the former DataFrame code to it, so both are kept. A 2-D `values`
-    is summed column by column, as pandas sums each Series.
-    """
-    values = np.asarray(values, dtype=float)
-    if values.ndim == 2:
-        parts = [group_sums(keys, column) for column in values.T]
-        return parts[0][0], np.column_stack([sums for _, sums in parts])
-    present = ~np.equal(keys, None) if keys.dtype == object else ~np.isnan(keys)
-    if not present.any():
-        return keys[:0], np.zeros(0)
-    ids = np.full(len(keys), -1, dtype=np.int64)
-    ids[present], first = group_rows([keys[present]])
-    distinct = keys[present][first]
-    if np.isnan(values).any() or (np.diff(ids) < 0).any():  # rows without a key come first
-        return distinct, kahan_sums(ids[present], values[present], len(first))
-    starts = np.flatnonzero(np.r_[True, ids[present][1:] != ids[present][:-1]])
-    return distinct, np.add.reduceat(values[present], starts)
 
 
 def _merge_rest(value, tonnes, price, countries, small):

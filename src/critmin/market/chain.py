@@ -43,10 +43,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from critmin.data.columns import Table, frozen, group_rows
+from critmin.data.columns import Table, frozen, group_rows, group_sums
 from critmin.data.stages import STAGES, check_stage, stages_of, supply_stages_table
 from critmin.errors import InputError
-from critmin.market.calibration import Calibration, calibrate_from_tables, group_sums
+from critmin.market.calibration import Calibration, calibrate_from_tables
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -237,8 +237,10 @@ def _flows(mineral: str, stage: str, year: int) -> Table:
         world = value_kusd[priced].sum() / qty_t[priced].sum()
         paid = np.column_stack([value_kusd[priced], qty_t[priced]])
         origins, sums = group_sums(exporter[priced], paid)
-        by_origin = dict(zip(origins.tolist(), sums[:, 0] / sums[:, 1], strict=True))
-        unit = np.array([by_origin.get(e, world) for e in exporter[missing].tolist()])
+        origins = origins.astype(str)  # sorted (group order), at least one: `priced.any()`
+        wanted = exporter[missing].astype(str)
+        at = np.minimum(np.searchsorted(origins, wanted), len(origins) - 1)
+        unit = np.where(origins[at] == wanted, (sums[:, 0] / sums[:, 1])[at], world)
         value_kusd[missing] = qty_t[missing] * unit
     value_kusd[np.isnan(value_kusd)] = 0.0
     columns = {"exporter": exporter, "importer": both["importer"][first]}
