@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from critmin.data.catalog import dataset_stamp
-from critmin.data.columns import Table, group_rows, group_sum, join_index, kahan_sums
+from critmin.data.columns import Table, frozen, group_rows, group_sum, join_index, kahan_sums
 from critmin.data.quality import corrected_quantities
 from critmin.data.stages import stage_production_table, stage_trade_table
 from critmin.errors import InputError
@@ -122,6 +122,7 @@ def balances(
 def clear_cache() -> None:
     """Forget computed balances (after an import changes the dataset)."""
     _balances.cache_clear()
+    _corrected_rows.cache_clear()
 
 
 def _frame(table: Table) -> pd.DataFrame:
@@ -136,7 +137,7 @@ def _frame(table: Table) -> pd.DataFrame:
 def _balances(year: int, basis: str, _data_dir: str, minerals: tuple[str, ...] | None) -> Balances:
     from critmin.metrics.coverage_table import coverage_table
 
-    rows = corrected_quantities(stage_trade_table(year, minerals))
+    rows = _corrected_rows(year, _data_dir, minerals)
     counted = rows.where(np.asarray(rows["counted"], dtype=bool))
     if basis == "content":
         amount = counted["gross_t"] * counted["content_factor"] * counted["share"]
@@ -153,6 +154,13 @@ def _balances(year: int, basis: str, _data_dir: str, minerals: tuple[str, ...] |
         [*KEYS, "hs_revision", "hs6", "exporter", "importer", "reported_t", "gross_t"]
     )
     return Balances(year, basis, flows, production, coverage, corrections)
+
+
+@functools.lru_cache(maxsize=16)
+def _corrected_rows(year: int, _data_dir: str, minerals: tuple[str, ...] | None) -> Table:
+    """The year's stage trade rows after rule Q1, read and corrected once for every basis
+    (content, gross and value balances are built from the same rows); read-only."""
+    return frozen(corrected_quantities(stage_trade_table(year, minerals)))
 
 
 def _production(year: int, basis: str, rows: Table, minerals: tuple[str, ...] | None) -> Table:
