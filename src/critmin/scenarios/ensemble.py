@@ -7,11 +7,11 @@ workers, and each chunk is solved on its own — so the same seed gives the same
 on one core, on several, or on a Dask cluster (`distributed`).
 
 Fast by grouping: draws are ordered by their restriction pattern (which suppliers ban,
-which set a quota) so that a chunk holds alike draws, and each pattern is first solved
-once at the central elasticities and quota fraction; its draws start Newton from that
-solution (about four iterations instead of six). Draws that restrict nothing are the
-base point itself when the study's own policies leave it a solution (no solve at all);
-otherwise they are solved like the others.
+which set a quota) so that a chunk holds alike draws, and each draw starts Newton from a
+prediction of its own solution made from other solves of its pattern (`starts.py`). Draws
+that restrict nothing are the base point itself when the study's own policies leave it a
+solution (no solve at all); otherwise they are solved like the others. One chunk of draws
+is solved by `chunks.solve_chunk`.
 
 The world price index of a draw is the project's one definition
 (`market.indices.world_price_index`): what consumers pay, base-consumption weighted, over
@@ -22,38 +22,25 @@ origins' world prices, which a ban in the largest supplier's home market pulled 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from critmin.data.columns import Table
 from critmin.errors import InputError
 from critmin.market import Calibration, Parameters, Quota, Scenario
 from critmin.market.indices import restricting_exporters, world_price_index
 from critmin.market.policies import PolicyArrays, compile_scenario
-from critmin.market.solver import Problem, solve
-from critmin.market.welfare import price_for_demand
-from critmin.scenarios.execution import roomy_allocator
+from critmin.scenarios.chunks import in_process, solve_chunk
 from critmin.scenarios.hazard import HazardModel
+from critmin.scenarios.starts import start_points
 
 if TYPE_CHECKING:
     import pandas as pd
 
 CHUNK = 64
-START_CHUNK = 16  # chunks of the start-point solves: few, so cut small to use every core
-MIN_PATTERN_DRAWS = 3  # a restriction pattern this frequent gets its own Newton start
-LINEAR_PATTERN_DRAWS = 20  # ... and this frequent, a first-order one (see start_points)
-STEP = 0.05  # finite-difference step on the logs of elasticity factors and quota fractions
-# A draw is solved to max |log(demand / supply)| < 1e-8 (the solver's default is 1e-10): the
-# shortfalls move by under 2e-4 t and the bloc's expected shortfall by under 1e-8 points
-# (rare earths 2023, 10,000 draws), far inside the Monte Carlo error of ~1 % of the figure,
-# and a tenth of the Newton steps is saved.
-TOLERANCE = 1e-8
 MAX_DRAWS = 100_000  # default resource limit; raise it explicitly for bigger runs
 # No configuration goes beyond this: a draw holds about 250 bytes of results (10 M draws
 # reached 2.5 GB), so 1 M draws stay near 250 MB on an analyst's laptop.
@@ -110,95 +97,6 @@ def base_policy(
         return compile_scenario(cal, with_candidates), offset
     except InputError as error:
         raise InputError(f"ensemble restrictions clash with the study's quotas: {error}") from None
-
-
-def solve_chunk(
-    cal: Calibration,
-    policy: PolicyArrays,
-    params: Parameters,
-    rows: np.ndarray,
-    targets: np.ndarray,
-    offset: int,
-    banned: np.ndarray,
-    fraction: np.ndarray,
-    multipliers: np.ndarray,
-    stock: np.ndarray | None = None,
-    start: tuple[np.ndarray, np.ndarray] | None = None,
-    unknowns: bool = False,
-) -> dict[str, np.ndarray]:
-    """Solve one chunk of draws (a pure function of its arguments: runs on any worker).
-    `stock` (rows × N, base-price kUSD) replaces the policy's stockpile releases; `start`
-    (z, u) is where Newton starts (see `solver.solve`); `unknowns` adds the solution's z
-    and u to the output.
-
-    Outputs per draw and market: `consumed` (composite consumption / base), `composite`
-    (the import composite price P_v, inf where cut off) and `price` (what consumers pay:
-    P_v, or where a release exceeds what they buy at P_v the lower price that clears it,
-    as in `MarketResult`)."""
-    count, size = len(banned), cal.size
-    is_open = np.repeat(policy.open[None], count, axis=0)
-    for k, row in enumerate(rows):
-        hit = np.flatnonzero(banned[:, k])
-        if len(hit):  # a ban stops exports; the supplier's home market keeps its own output
-            is_open[np.ix_(hit, [row], targets[targets != row])] = False
-    fractions = np.repeat(policy.quota_fraction[None], count, axis=0)
-    fractions[:, offset : offset + len(rows)] = fraction
-    # Quotas that no draw of the chunk sets are left out of the system: their wedge is 0
-    # and they would only add identity rows to every Jacobian and factorisation.
-    quota_id, on = policy.quota_id, np.isfinite(fractions).any(axis=0)
-    if not on.all():
-        keep = np.flatnonzero(on)
-        remap = np.full(len(on) + 1, -1)  # remap[-1] = -1: pairs without a quota
-        remap[keep] = np.arange(len(keep))
-        quota_id, fractions = remap[quota_id], fractions[:, keep]
-        if start is not None:
-            start = (start[0], start[1][:, keep])
-
-    def spread(vector: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(vector, (count, size))
-
-    problem = Problem(
-        q0=cal.value_kusd,
-        tariff=np.broadcast_to(policy.tariff * policy.export_tax, (count, size, size)),
-        open=is_open,
-        floor=np.broadcast_to(policy.floor, (count, size, size)),
-        guarantee=spread(policy.guarantee),
-        stock=spread(policy.stock) if stock is None else stock,
-        capacity=spread(policy.capacity),
-        sigma=1.0 + (params.armington_sigma - 1.0) * multipliers[:, :1],
-        eta=params.demand_elasticity * multipliers[:, 1:2],
-        supply_elasticity=params.supply_elasticity * multipliers[:, 2:3],
-        cutoff=spread(params.cutoff_price),
-        quota_id=quota_id,
-        quota_fraction=fractions,
-    )
-    solution = solve(problem, start=start, tolerance=TOLERANCE)
-    state = solution.state
-    extra = {}
-    if unknowns:
-        u = np.zeros((count, len(on)))
-        u[:, on] = solution.u
-        extra = {"z": solution.z, "u": u}
-    # Consumption: demand at the composite price, or the release where that is larger
-    # (the surplus is sold at the lower price that clears it; see market/result.py).
-    demand = np.where(problem.alive, state.demand_index, 0.0)
-    consumed = np.maximum(demand, problem.stock_ratio)
-    composite = np.where(problem.alive, state.composite, np.inf)
-    price = composite
-    flooded = problem.stock_ratio > demand
-    if flooded.any():
-        with np.errstate(divide="ignore", over="ignore"):
-            clearing = price_for_demand(
-                np.maximum(problem.stock_ratio, 1e-300), problem.eta, problem.sigma, problem.cutoff
-            )
-        price = np.where(flooded, clearing, composite)
-    return {
-        **extra,
-        "consumed": consumed,
-        "composite": state.composite,
-        "price": price,
-        "iterations": solution.iterations,
-    }
 
 
 def base_solves(cal: Calibration, policy: PolicyArrays, params: Parameters, offset: int) -> bool:
@@ -373,7 +271,8 @@ def run_ensemble(
     target_mask = np.isin(cal.countries, bloc) if targets == "bloc" else np.ones(cal.size, bool)
     target_cols = np.flatnonzero(target_mask)
     shared = (cal, policy, params, rows, target_cols, offset)
-    order, start_z, start_u = start_points(shared, hazard, banned, fraction, multipliers)
+    starts = start_points(shared, hazard, banned, fraction, multipliers)
+    order = starts.order
     # Draws without an event are the base itself where the study sets no policy that moves
     # it: no solve (the numbers it would give are 1 to rounding).
     calm = ~event[order].any(axis=1) & base_solves(cal, policy, params, offset)
@@ -381,24 +280,26 @@ def run_ensemble(
     at = [solved[s : s + CHUNK] for s in range(0, len(solved), CHUNK)]
     parts = [order[a] for a in at]  # the draws of each chunk
     chunks = [
-        (banned[p], fraction[p], multipliers[p], None, (start_z[a], start_u[a]))
+        (banned[p], fraction[p], multipliers[p], None, (starts.z[a], starts.u[a]))
         for a, p in zip(at, parts, strict=True)
     ]
     if progress and calm.any():
         progress(int(calm.sum()))
-    outputs = (executor or _in_process)(solve_chunk, shared, chunks, progress)
+    outputs = (executor or in_process)(solve_chunk, shared, chunks, progress)
     study = restricting_exporters(scenario)
     base = order[calm]
     alive = (policy.open & (cal.value_kusd > 0)).any(axis=0)
     consumed = np.empty((len(order), cal.size))
     consumed[base] = np.where(alive, 1.0, 0.0)
     iterations = np.zeros(len(order), dtype=int)
+    iterations[order] = starts.spent  # Newton steps of the pilot solves (starts.py)
     prices = np.empty(len(order))
     if len(base):
         still = np.where(alive, 1.0, np.inf)[None]
         prices[base] = world_index(cal, params, still, event[base[:1]], suppliers, study)[0]
     for part, out in zip(parts, outputs, strict=True):
-        consumed[part], iterations[part] = out["consumed"], out["iterations"]
+        consumed[part] = out["consumed"]
+        iterations[part] += out["iterations"]
         prices[part] = world_index(cal, params, out["price"], event[part], suppliers, study)
     return EnsembleResult(
         calibration=cal,
@@ -433,126 +334,3 @@ def world_index(
             cal.absorption_kusd(), price[draws], params.cutoff_price, cal.countries, restricting
         )
     return out
-
-
-def start_points(
-    shared: tuple,
-    hazard: HazardModel,
-    banned: np.ndarray,
-    fraction: np.ndarray,
-    multipliers: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Order the draws by restriction pattern and give each a Newton start.
-
-    A pattern is the set of suppliers that ban and the set that set a quota. A pattern with
-    at least `MIN_PATTERN_DRAWS` draws is solved once (in process) at its central values:
-    elasticity factors 1, quota fractions mid-range. With at least `LINEAR_PATTERN_DRAWS`
-    draws it is also solved with each of those values multiplied by e^STEP (three elasticity
-    factors, one fraction per quota), and its draws start from the first-order prediction
-    z ≈ z_c + Σ_k (∂z/∂θ_k)(θ_k − θ_c,k) in θ = the logs of those values (finite
-    differences; in logs the prediction is closer than in the values themselves, and Newton
-    takes 4 % fewer steps from it); the other patterns' draws
-    start from the central solution, the rarest from the base point. Returns the draw order
-    (patterns together, draw order kept within a pattern) and the (B, S), (B, J) starts in
-    that order.
-    """
-    cal, policy, _, rows, _, _ = shared
-    code = np.concatenate([banned, np.isfinite(fraction)], axis=1)
-    if code.shape[1] < 63:  # patterns as integers, first column the highest bit: a 1-D
-        # unique in the same (lexicographic) order as a unique over rows, much faster
-        bits = 1 << np.arange(code.shape[1] - 1, -1, -1, dtype=np.int64)
-        _, first, which, counts = np.unique(
-            code.astype(np.int64) @ bits, return_index=True, return_inverse=True, return_counts=True
-        )
-        patterns = code[first]
-    else:
-        patterns, which, counts = np.unique(code, axis=0, return_inverse=True, return_counts=True)
-    which = which.ravel()
-    order = np.argsort(which, kind="stable")
-    size = len(rows)
-    sellers = int((cal.value_kusd.sum(axis=1) > 0).sum())
-    start_z = np.zeros((len(which), sellers))
-    start_u = np.zeros((len(which), len(policy.quota_fraction)))
-    central = np.flatnonzero((counts >= MIN_PATTERN_DRAWS) & patterns.any(axis=1))
-    if not len(central):
-        return order, start_z, start_u
-    mid = 0.5 * (hazard.quota_low + hazard.quota_high)
-    base_fraction = np.where(patterns[:, size:], mid, np.inf)
-
-    def solved(pattern, fractions, factors, start=None):
-        chunks = [
-            (
-                patterns[pattern[s : s + START_CHUNK], :size],
-                fractions[s : s + START_CHUNK],
-                factors[s : s + START_CHUNK],
-                None,
-                None
-                if start is None
-                else (start[0][s : s + START_CHUNK], start[1][s : s + START_CHUNK]),
-                True,
-            )
-            for s in range(0, len(pattern), START_CHUNK)
-        ]
-        outputs = _in_process(solve_chunk, shared, chunks, None)
-        return np.concatenate([o["z"] for o in outputs]), np.concatenate([o["u"] for o in outputs])
-
-    center_z, center_u = solved(central, base_fraction[central], np.ones((len(central), 3)))
-    # Finite-difference variants of the frequent patterns: (pattern, parameter) pairs,
-    # parameters 0-2 the elasticity factors, 3 + k the quota fraction of supplier k.
-    variants = [
-        (i, k)
-        for i, p in enumerate(central)
-        if counts[p] >= LINEAR_PATTERN_DRAWS
-        for k in [0, 1, 2, *(3 + np.flatnonzero(patterns[p, size:]))]
-    ]
-    slopes_z = np.zeros((len(central), 3 + size, sellers))
-    slopes_u = np.zeros((len(central), 3 + size, start_u.shape[1]))
-    if variants:
-        at = np.array([i for i, _ in variants])
-        param = np.array([k for _, k in variants])
-        factors = np.ones((len(variants), 3))
-        fractions = base_fraction[central[at]].copy()
-        hit = param < 3
-        factors[np.flatnonzero(hit), param[hit]] *= np.exp(STEP)
-        fractions[np.flatnonzero(~hit), param[~hit] - 3] *= np.exp(STEP)
-        moved_z, moved_u = solved(central[at], fractions, factors, (center_z[at], center_u[at]))
-        slopes_z[at, param] = (moved_z - center_z[at]) / STEP
-        slopes_u[at, param] = (moved_u - center_u[at]) / STEP
-    position = np.full(len(patterns), -1)
-    position[central] = np.arange(len(central))
-    draw_at = position[which]
-    has = np.flatnonzero(draw_at >= 0)
-    with np.errstate(divide="ignore", invalid="ignore"):  # a fraction of 0 (quota_low = 0)
-        moved = np.where(np.isfinite(fraction), np.log(fraction / mid), 0.0)
-    # A start is only a start: the prediction is not carried further than e^±1 in a fraction.
-    moved = np.clip(np.nan_to_num(moved, nan=0.0, neginf=-1.0), -1.0, 1.0)
-    theta = np.concatenate([np.log(multipliers), moved], axis=1)
-    c = draw_at[has]
-    start_z[has] = center_z[c] + np.einsum("dk,dks->ds", theta[has], slopes_z[c])
-    # Quota wedges log(1 + τ) are not negative at a solution.
-    start_u[has] = np.maximum(center_u[c] + np.einsum("dk,dkj->dj", theta[has], slopes_u[c]), 0)
-    return order, start_z[order], start_u[order]
-
-
-def _in_process(
-    function: Callable, shared: tuple, chunks: list[tuple], progress: Callable | None
-) -> list:
-    """`function(*shared, *chunk)` for every chunk on this machine's cores (threads: numpy
-    releases the GIL; BLAS held to one thread per chunk), results in chunk order;
-    `progress(n)` after each chunk, n = its number of draws."""
-    roomy_allocator()
-    workers = max(1, min(len(chunks), os.cpu_count() or 1))
-    outputs: list = [None] * len(chunks)
-    # BLAS held to one thread for the whole pool (limits set per thread would be undone by
-    # whichever thread leaves first, and a multi-threaded BLAS sums in another order).
-    with (
-        threadpool_limits(limits=1, user_api="blas"),
-        ThreadPoolExecutor(max_workers=workers) as pool,
-    ):
-        futures = {pool.submit(function, *shared, *chunk): i for i, chunk in enumerate(chunks)}
-        for future in as_completed(futures):
-            index = futures[future]
-            outputs[index] = future.result()
-            if progress:
-                progress(len(chunks[index][0]))
-    return outputs

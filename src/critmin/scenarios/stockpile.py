@@ -22,14 +22,13 @@ import pandas as pd
 
 from critmin.errors import InputError
 from critmin.market import Calibration, Parameters, Scenario
+from critmin.scenarios.chunks import in_process, solve_chunk
 from critmin.scenarios.ensemble import (
     CHUNK,
     MAX_DRAWS,
-    _in_process,
     base_policy,
     candidate_suppliers,
     draw,
-    solve_chunk,
 )
 from critmin.scenarios.hazard import HazardModel
 
@@ -130,7 +129,7 @@ def size_stockpile(
             )
             for part in np.array_split(pending, max(1, int(np.ceil(len(pending) / CHUNK))))
         ]  # fmt: skip
-        outputs = (executor or _in_process)(solve_chunk, shared, chunks, None)
+        outputs = (executor or in_process)(solve_chunk, shared, chunks, None)
         consumed = np.concatenate([o["consumed"] for o in outputs])
         composite = np.concatenate([o["composite"] for o in outputs])
         if metric == "shortfall":
