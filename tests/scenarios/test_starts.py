@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from critmin.data import countries_of
 from critmin.market import Scenario
 from critmin.scenarios import starts as start_module
-from critmin.scenarios.chunks import solve_chunk
+from critmin.scenarios.chunks import TOLERANCE, solve_chunk
 from critmin.scenarios.ensemble import base_policy, candidate_suppliers, draw, run_ensemble
 from critmin.scenarios.hazard import HazardModel
 
@@ -93,8 +93,8 @@ def test_fitted_starts_change_the_steps_not_the_answer(ree, monkeypatch):
     linear = run_ensemble(cal, params, bloc, 1500, seed=5)
     # Fewer Newton steps in all, pilot solves counted.
     assert fitted.iterations.sum() < linear.iterations.sum()
-    # The same solutions to the draw tolerance (1e-8 in log clearing): shortfalls within a
-    # millionth of each importer's base consumption.
-    base = cal.absorption_t()
-    assert (np.abs(fitted.shortfall_t - linear.shortfall_t) <= 1e-6 * base + 1e-9).all()
-    assert np.allclose(fitted.world_price_index, linear.world_price_index, rtol=1e-7)
+    # The same solutions to the draw tolerance (TOLERANCE in log clearing): shortfalls and
+    # price indices within ten times that, relative to each importer's base consumption.
+    base, within = cal.absorption_t(), 10 * TOLERANCE
+    assert (np.abs(fitted.shortfall_t - linear.shortfall_t) <= within * base + 1e-9).all()
+    assert np.allclose(fitted.world_price_index, linear.world_price_index, rtol=within)
