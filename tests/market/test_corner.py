@@ -31,3 +31,30 @@ def test_a_floor_hundreds_of_times_a_sellers_price_prices_it_out():
     assert LOG_PRICE_BOUND == 600.0
     assert any("AAA is priced out" in note for note in result.summary["notes"])
     assert not any("CCC is priced out" in note for note in result.summary["notes"])
+
+
+def test_a_solve_that_keeps_some_fields_gives_them_bitwise_and_drops_the_rest():
+    """`solve(fields=...)` (what an ensemble chunk asks for) keeps exactly those fields, with
+    the values of the full solve, and leaves the others None."""
+    import numpy as np
+
+    from critmin.market import Quota
+    from critmin.market.model import build_problem
+    from critmin.market.policies import compile_scenario
+    from critmin.market.solver import solve
+
+    cal = market({("A", "C"): 60, ("B", "C"): 40, ("A", "D"): 30, ("B", "D"): 50})
+    parameters = params(cal)
+    scenarios = [  # the same quota structure: one batch
+        Scenario("tight", quotas=(Quota("A", 0.5, None, aggregate=True),)),
+        Scenario("loose", quotas=(Quota("A", 0.9, None, aggregate=True),)),
+    ]
+    batch = [compile_scenario(cal, s) for s in scenarios]
+    problem = build_problem(cal, batch, [parameters] * len(batch))
+    full = solve(problem)
+    some = solve(problem, fields=("demand_index", "composite"))
+    assert full.iterations.sum() > 0
+    for name in ("demand_index", "composite", "residual"):
+        assert np.array_equal(getattr(some.state, name), getattr(full.state, name))
+    assert some.state.flows is None and some.state.supply is None
+    assert np.array_equal(some.z, full.z)

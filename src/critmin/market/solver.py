@@ -244,11 +244,12 @@ class State:
         parts.update({name: getattr(self, name)[rows] for name in self.JACOBIAN_PARTS})
         return State(**parts)
 
-    def rows(self, rows: np.ndarray) -> State:
-        """The scenarios `rows`, every field."""
-        parts = {
-            name: None if value is None else value[rows] for name, value in self.__dict__.items()
-        }
+    def rows(self, rows: np.ndarray, fields: tuple[str, ...] | None = None) -> State:
+        """The scenarios `rows`, every field (or only `fields`; the rest None)."""
+        parts = dict.fromkeys(self.__dataclass_fields__)
+        for name in fields or self.__dataclass_fields__:
+            value = getattr(self, name)
+            parts[name] = None if value is None else value[rows]
         return State(**parts)
 
     @property
@@ -502,11 +503,14 @@ def solve(
     tolerance: float = TOLERANCE,
     max_iterations: int = MAX_ITERATIONS,
     start: tuple[np.ndarray, np.ndarray] | None = None,
+    fields: tuple[str, ...] | None = None,
 ) -> Solution:
     """Solve every scenario of the batch; raise SolverError naming any that fails.
 
     `start` = (z, u), (B, S) log world prices of the selling origins and (B, J) log quota
-    wedges to start Newton from (default: the base point, all zeros).
+    wedges to start Newton from (default: the base point, all zeros). `fields`: the State
+    fields the caller reads (default: all); the others are None in the solution's state,
+    and are not copied scenario by scenario as Newton finishes them.
 
     Newton works on the scenarios still unsolved only: a scenario that converges (or stalls)
     leaves the working batch with its final state, so each step evaluates, differentiates
@@ -522,8 +526,14 @@ def solve(
     state = evaluate(problem, z, u, jacobian=False)
     norm = np.abs(state.residual).max(axis=1, initial=0.0)
     rows = np.flatnonzero(~(norm < tolerance))  # the working batch, as rows of the problem
+    kept = None if fields is None else tuple(dict.fromkeys((*fields, "residual")))
     if len(rows):
-        _newton(problem, state, z, u, norm, iterations, stalled, rows, tolerance, max_iterations)
+        _newton(
+            problem, state, z, u, norm, iterations, stalled, rows, tolerance, max_iterations, kept
+        )
+    if kept is not None:  # the other fields are those of the start point: none at all
+        for name in State.__dataclass_fields__.keys() - set(kept):
+            setattr(state, name, None)
     norm = np.minimum(norm, _corner_norm(z, state.residual))
     failed = np.flatnonzero(~(norm < tolerance) & ~(stalled & (norm < STALL_TOLERANCE)))
     if len(failed):
@@ -570,13 +580,18 @@ def _newton(
     rows: np.ndarray,
     tolerance: float,
     max_iterations: int,
+    kept: tuple[str, ...] | None = None,
 ) -> None:
-    """Semismooth Newton on the scenarios `rows`; writes their final z, u, state, norm,
-    iteration count and stall flag into the batch's arrays."""
+    """Semismooth Newton on the scenarios `rows`; writes their final z, u, state (its
+    fields `kept`, default all), norm, iteration count and stall flag into the batch's
+    arrays."""
     size = z.shape[1]
     whole = len(rows) == problem.batch
     sub = problem if whole else problem.take(rows)
-    work = state if whole else state.rows(rows)
+    # What a trial point must carry into the next step: the Jacobian's parts, the residual
+    # and the fields kept for the caller.
+    carried = None if kept is None else tuple(dict.fromkeys((*State.JACOBIAN_PARTS, *kept)))
+    work = state if whole else state.rows(rows, carried)
     wz, wu, wnorm = z[rows], u[rows], norm[rows]
     done_iterations = np.zeros(len(rows), dtype=int)
     jac = jacobian_at(sub, work)
@@ -617,7 +632,7 @@ def _newton(
             # kink can stall the line search while the full step is still the right direction.
             keep = np.flatnonzero(good) if _attempt < 38 else np.arange(len(refused))
             z_new[refused[keep]], u_new[refused[keep]] = z_try[keep], u_try[keep]
-            _store(fresh, trial, refused[keep], keep)
+            _store(fresh, trial, refused[keep], keep, carried)
             accepted[refused[good]] = True
             refused = refused[~good]
         stall = ~accepted & (wnorm < STALL_TOLERANCE) & current
@@ -638,7 +653,7 @@ def _newton(
             z[at], u[at], norm[at] = wz[out], wu[out], wnorm[out]
             iterations[at] += done_iterations[out]
             stalled[at] = stall[out]
-            _store(state, work, at, out)
+            _store(state, work, at, out, kept)
             if last or finished.all():
                 return
             # What is left: the next step needs only the residuals and what a Jacobian is
@@ -657,10 +672,17 @@ def _newton(
             jac[renew] = jacobian_at(sub.take(renew), work.take(renew))
 
 
-def _store(state: State, fresh: State, rows: np.ndarray, source: np.ndarray) -> None:
-    """Copy scenarios `source` of `fresh` into rows `rows` of `state`."""
+def _store(
+    state: State,
+    fresh: State,
+    rows: np.ndarray,
+    source: np.ndarray,
+    fields: tuple[str, ...] | None = None,
+) -> None:
+    """Copy scenarios `source` of `fresh` into rows `rows` of `state` (its `fields`,
+    default every field `fresh` has)."""
     if not len(rows):
         return
-    for name in State.__dataclass_fields__:
+    for name in fields or State.__dataclass_fields__:
         if getattr(fresh, name) is not None:
             getattr(state, name)[rows] = getattr(fresh, name)[source]

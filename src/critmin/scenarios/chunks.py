@@ -91,7 +91,9 @@ def solve_chunk(
         quota_id=quota_id,
         quota_fraction=fractions,
     )
-    solution = solve(problem, start=start, tolerance=TOLERANCE)
+    solution = solve(
+        problem, start=start, tolerance=TOLERANCE, fields=("demand_index", "composite")
+    )
     state = solution.state
     extra = {}
     if unknowns:
