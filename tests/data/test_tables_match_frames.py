@@ -232,7 +232,7 @@ def test_latest_common_year_reads_the_years_table():
 
 
 def test_a_classification_row_with_an_unquoted_comma_is_refused(tmp_path):
-    from critmin.data.usgs import csv_columns
+    from critmin.data.schema import csv_columns
     from critmin.errors import DataError
 
     good = tmp_path / "good.csv"

@@ -27,7 +27,7 @@ COLUMNS = [
 
 def export_controls_table() -> Table:
     """`export_controls` without pandas: every column as text, `commodities` as tuples."""
-    from critmin.data.usgs import csv_columns
+    from critmin.data.schema import csv_columns
 
     data = csv_columns(resources.files("critmin.data").joinpath(CONTROLS_FILE))
     columns = {name: text([v or "" for v in data[name]]) for name in COLUMNS}

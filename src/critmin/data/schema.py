@@ -1,4 +1,5 @@
-"""The tidy table schema (read from classifications/columns.csv) as Arrow schemas."""
+"""The tidy table schema (read from classifications/columns.csv) as Arrow schemas, and the
+readers of the bundled CSV files whose leading '#' lines are comments."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from critmin.errors import DataError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -25,11 +28,30 @@ class Column:
     description: str
 
 
-def read_commented_csv(path: Path) -> list[dict[str, str]]:
-    """Rows of a CSV file whose leading '#' lines are comments."""
+def _commented_reader(path: Path) -> csv.DictReader:
+    """A reader of the rows of a CSV file whose leading '#' lines are comments."""
     with open(path, encoding="utf-8", newline="") as handle:
         lines = [line for line in handle if not line.startswith("#")]
-    return list(csv.DictReader(lines))
+    return csv.DictReader(lines)
+
+
+def read_commented_csv(path: Path) -> list[dict[str, str]]:
+    """Rows of a CSV file whose leading '#' lines are comments."""
+    return list(_commented_reader(path))
+
+
+def csv_columns(path: Path) -> dict[str, list]:
+    """The columns of a CSV file whose leading '#' lines are comments, as lists of text
+    (the rows `read_commented_csv` gives, by column; a short row's missing cells are None)."""
+    reader = _commented_reader(path)
+    rows = list(reader)
+    for number, row in enumerate(rows, start=1):
+        if None in row:  # more cells than the header: an unquoted comma, say
+            raise DataError(
+                f"{path.name}: data row {number} has more cells than the header "
+                f"({', '.join(reader.fieldnames or [])}); quote a cell that holds a comma"
+            )
+    return {name: [row[name] for row in rows] for name in reader.fieldnames or []}
 
 
 @functools.cache

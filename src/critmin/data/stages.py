@@ -29,11 +29,10 @@ from critmin.data.catalog import (
 )
 from critmin.data.columns import Table, frozen, numbers, text
 from critmin.data.manifest import read_manifest
-from critmin.data.schema import CLASSIFICATIONS_DIR
+from critmin.data.schema import CLASSIFICATIONS_DIR, csv_columns
 from critmin.data.usgs import (
     SOURCES_DIR,
     US_NATIONAL_SOURCE,
-    csv_columns,
     stage_production,
     stage_production_table,
     stage_shares,

@@ -11,7 +11,6 @@ and the validation against USGS.
 
 from __future__ import annotations
 
-import csv
 import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,8 +19,7 @@ import numpy as np
 
 from critmin.data.catalog import query_arrays
 from critmin.data.columns import Table, frozen, group_sum, kahan_sums, numbers, text
-from critmin.data.schema import CLASSIFICATIONS_DIR
-from critmin.errors import DataError
+from critmin.data.schema import CLASSIFICATIONS_DIR, csv_columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,22 +29,6 @@ REFERENCE_DIR = CLASSIFICATIONS_DIR.parent / "reference"
 US_NATIONAL_SOURCE = "USGS Mineral Commodity Summaries 2026 (United States, primary and secondary)"
 WORLD_COLUMNS = ["year", "country", "mineral", "stage", "qty_t"]
 REFERENCE_COLUMNS = ["mineral", "year", "measure", "stage", "value", "usgs_text", "unit", "what"]
-
-
-def csv_columns(path: Path) -> dict[str, list]:
-    """The columns of a CSV file whose leading '#' lines are comments, as lists of text
-    (the rows `read_commented_csv` gives, by column; a short row's missing cells are None)."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        lines = [line for line in handle if not line.startswith("#")]
-    reader = csv.DictReader(lines)
-    rows = list(reader)
-    for number, row in enumerate(rows, start=1):
-        if None in row:  # more cells than the header: an unquoted comma, say
-            raise DataError(
-                f"{path.name}: data row {number} has more cells than the header "
-                f"({', '.join(reader.fieldnames or [])}); quote a cell that holds a comma"
-            )
-    return {name: [row[name] for row in rows] for name in reader.fieldnames or []}
 
 
 def _read(path: Path, columns: list[str], integer: str, number: str) -> Table:
