@@ -167,7 +167,7 @@ def start_points(
     for i, p in enumerate(central):
         active = np.concatenate([[0, 1, 2], 3 + np.flatnonzero(patterns[p, size:])])
         degree = fit_degree(int(counts[p]), len(active))
-        if degree:
+        if degree and counts[p] >= LINEAR_PATTERN_DRAWS:  # its slopes are known
             draws = np.flatnonzero(which == p)  # in draw order
             pilot = pilot_size(len(active), degree)
             fitted.append((i, active, degree, draws[:pilot], draws[pilot:]))
@@ -179,16 +179,16 @@ def start_points(
         start_z[pilots], start_u[pilots], spent[pilots] = pilot_z, pilot_u, pilot_iterations
         for i, active, degree, pilot, rest in fitted:
             known_theta = [theta[pilot][:, active], np.zeros((1, len(active)))]
-            known = [start_z[pilot], center_z[i : i + 1]]
+            known_z = [start_z[pilot], center_z[i : i + 1]]
             known_u = [start_u[pilot], center_u[i : i + 1]]
             for k, parameter in enumerate(active):
                 step = np.zeros((1, len(active)))
                 step[0, k] = STEP
                 known_theta.append(step)
-                known.append(center_z[i : i + 1] + STEP * slopes_z[i, parameter])
+                known_z.append(center_z[i : i + 1] + STEP * slopes_z[i, parameter])
                 known_u.append(center_u[i : i + 1] + STEP * slopes_u[i, parameter])
             data_theta = np.concatenate(known_theta)
-            values = np.concatenate([np.concatenate(known), np.concatenate(known_u)], axis=1)
+            values = np.concatenate([np.concatenate(known_z), np.concatenate(known_u)], axis=1)
             terms = polynomial_terms(data_theta, degree)
             coefficients = np.linalg.lstsq(terms, values, rcond=None)[0]
             # Inside the fitted range only: a polynomial is not carried beyond its data.
