@@ -14,8 +14,9 @@ from threadpoolctl import threadpool_limits
 from critmin.market.calibration import Calibration
 from critmin.market.parameters import Parameters
 from critmin.market.policies import PolicyArrays, Scenario, compile_scenario
+from critmin.market.problem import Problem
 from critmin.market.result import MarketResult
-from critmin.market.solver import Problem, Solution, solve
+from critmin.market.solver import Solution, solve
 
 CHUNK = 64  # scenarios per batched solve: bounds memory at CHUNK · N² floats per array
 

@@ -18,7 +18,8 @@ from threadpoolctl import threadpool_limits
 
 from critmin.market import Calibration, Parameters
 from critmin.market.policies import PolicyArrays
-from critmin.market.solver import Problem, solve
+from critmin.market.problem import Problem
+from critmin.market.solver import solve
 from critmin.market.welfare import price_for_demand
 from critmin.scenarios.execution import roomy_allocator
 
