@@ -164,11 +164,12 @@ def start_points(
 
     # Fitted patterns: their pilots solved together, then one least-squares fit each.
     fitted = []
+    first = np.concatenate([[0], np.cumsum(counts)])  # each pattern's draws in `order`
     for i, p in enumerate(central):
         active = np.concatenate([[0, 1, 2], 3 + np.flatnonzero(patterns[p, size:])])
         degree = fit_degree(int(counts[p]), len(active))
         if degree and counts[p] >= LINEAR_PATTERN_DRAWS:  # its slopes are known
-            draws = np.flatnonzero(which == p)  # in draw order
+            draws = order[first[p] : first[p + 1]]  # in draw order (a stable sort)
             pilot = pilot_size(len(active), degree)
             fitted.append((i, active, degree, draws[:pilot], draws[pilot:]))
     if fitted:
