@@ -65,7 +65,8 @@ class Problem:
         alive[:, self.markets] = np.logical_or.reduceat(is_open, self.starts, axis=1)
         self.alive = alive  # (B, N): market has an open supplier
         self.live = is_open & alive[:, pv]  # (B, P)
-        self.active = by_origin(self, self.live, np.logical_or)  # (B, S): the origin can sell
+        # (B, S): the origin can sell
+        self.active = reduce_by_origin(self, self.live, np.logical_or)
         pair_quota = self.quota_id[pr_full, pv]
         self.quota_pairs = np.flatnonzero(pair_quota >= 0)  # positions in the pair list
         self.pj = pair_quota[self.quota_pairs]
@@ -207,12 +208,12 @@ def cell_sums(
     return out.reshape(shape)
 
 
-def by_origin(pb: Problem, values: np.ndarray, reduce: np.ufunc = np.add) -> np.ndarray:
+def reduce_by_origin(pb: Problem, values: np.ndarray, reduce: np.ufunc = np.add) -> np.ndarray:
     """(B, P) pair values reduced over each selling origin's pairs → (B, S)."""
     return reduce.reduceat(values[:, pb.by_origin], pb.origin_starts, axis=1)
 
 
-def by_market(pb: Problem, values: np.ndarray, reduce: np.ufunc, empty: float) -> np.ndarray:
+def reduce_by_market(pb: Problem, values: np.ndarray, reduce: np.ufunc, empty: float) -> np.ndarray:
     """(B, P) pair values reduced over each market's pairs → (B, N)."""
     out = np.full((values.shape[0], pb.q0.shape[0]), empty)
     out[:, pb.markets] = reduce.reduceat(values, pb.starts, axis=1)

@@ -37,7 +37,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from critmin.errors import SolverError
-from critmin.market.problem import Problem, State, by_market, by_origin, cell_sums
+from critmin.market.problem import (
+    Problem,
+    State,
+    cell_sums,
+    reduce_by_market,
+    reduce_by_origin,
+)
 
 TOLERANCE = 1e-10  # max |log(demand / supply)| (≈ relative excess demand) at the solution
 # Where no step can lower the residual any more, roundoff has been reached: accept the point
@@ -114,14 +120,14 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
         # Σ_r θ p^(1−σ) per market, in log space only where the plain sum leaves the float
         # range (extreme prices): there each market's terms are shifted by their maximum.
         scaled = np.exp(terms)
-        total = by_market(pb, scaled, np.add, 0.0)
+        total = reduce_by_market(pb, scaled, np.add, 0.0)
         log_a = np.log(total)
         wide = np.flatnonzero((pb.alive & ~((total > 1e-280) & (total < 1e280))).any(axis=1))
         if len(wide):
-            top = by_market(pb, terms[wide], np.maximum, -np.inf)
+            top = reduce_by_market(pb, terms[wide], np.maximum, -np.inf)
             top = np.where(np.isfinite(top), top, 0.0)
             scaled[wide] = np.exp(terms[wide] - top[:, pv])
-            total[wide] = by_market(pb, scaled[wide], np.add, 0.0)
+            total[wide] = reduce_by_market(pb, scaled[wide], np.add, 0.0)
             log_a[wide] = np.log(total[wide]) + top
         passes = live & ~floored  # ∂ log p / ∂ z = 1 on these flows
         # share_g = where(live, scaled / total, 0) · passes, in the buffer of `scaled`
@@ -147,7 +153,7 @@ def evaluate(problem: Problem, z: np.ndarray, u: np.ndarray, jacobian: bool = Tr
     supply = pb.x0 * np.minimum(elastic_supply, pb.capacity)
     # Clearing in logs, log D_r − log X_r: where one side is exponential in z (an origin
     # priced out, a flooded market) the log form stays linear and Newton stays quadratic.
-    demand = np.maximum(by_origin(pb, flows), 1e-300)
+    demand = np.maximum(reduce_by_origin(pb, flows), 1e-300)
     with np.errstate(divide="ignore"):
         clearing = np.where(pb.active, np.log(demand) - np.log(np.maximum(supply, 1e-300)), z)
 
@@ -250,7 +256,7 @@ def jacobian_at(problem: Problem, state: State) -> np.ndarray:
     alone = weight[:, sp] * share_g[:, sp]
     diag = np.arange(size)
     jac[:, diag, diag] += (
-        cell_sums(alone, pb.single_cells, (batch, size)) - by_origin(pb, own)
+        cell_sums(alone, pb.single_cells, (batch, size)) - reduce_by_origin(pb, own)
     ) * inverse - pb.supply_elasticity * state.elastic
     if count:
         # Σ_(rv∈j) σ q g of origin r: the own-price part of the quota rows and columns.
