@@ -98,3 +98,12 @@ def test_fitted_starts_change_the_steps_not_the_answer(ree, monkeypatch):
     base, within = cal.absorption_t(), 10 * TOLERANCE
     assert (np.abs(fitted.shortfall_t - linear.shortfall_t) <= within * base + 1e-9).all()
     assert np.allclose(fitted.world_price_index, linear.world_price_index, rtol=within)
+
+
+def test_the_multi_process_dask_test_covers_a_fitted_pattern(ree):
+    """tests/scenarios/test_ensemble.py compares 400 draws (seed 5) on separate Dask
+    processes with the in-process run; those draws include a fitted pattern, so the
+    equality covers the pilot solves and the fitted starts."""
+    shared, hazard, banned, fraction, multipliers = _shared(ree, draws=400, seed=5)
+    starts = start_module.start_points(shared, hazard, banned, fraction, multipliers)
+    assert starts.spent.any()
