@@ -59,17 +59,23 @@ class Calibration:
     def size(self) -> int:
         return len(self.countries)
 
+    @cached_property
+    def positions(self) -> dict[str, int]:
+        """Each country's position in `countries` (a dict: compiling a thousand scenarios
+        looks countries up tens of thousands of times)."""
+        return {code: position for position, code in enumerate(self.countries)}
+
     def index(self, code: str) -> int:
         """Position of a country; members of the rest of the world map to ROW."""
-        try:
-            return self.countries.index(code)
-        except ValueError:
-            if code in self.rest_of_world:
-                return self.countries.index(REST_OF_WORLD)
-            raise InputError(
-                f"{code} neither trades nor produces {self.commodity} in {self.year}; "
-                "the market model has no base flow for it"
-            ) from None
+        position = self.positions.get(code)
+        if position is not None:
+            return position
+        if code in self.rest_of_world:
+            return self.positions[REST_OF_WORLD]
+        raise InputError(
+            f"{code} neither trades nor produces {self.commodity} in {self.year}; "
+            "the market model has no base flow for it"
+        )
 
     def sales_kusd(self) -> np.ndarray:
         """Base sales of each origin, domestic included (kUSD): the supply X0."""

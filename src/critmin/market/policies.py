@@ -302,7 +302,7 @@ def compile_scenario(cal: Calibration, scenario: Scenario) -> PolicyArrays:
         guarantee=guarantee,
         stock=stock,
         capacity=capacity,
-        bloc=tuple(c for c in bloc if c in cal.countries or c in cal.rest_of_world),
+        bloc=tuple(c for c in bloc if c in cal.positions or c in cal.rest_of_world),
         members=members,
         notes=notes,
     )
