@@ -224,19 +224,29 @@ def group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nda
     is summed column by column, as pandas sums each Series.
     """
     values = np.asarray(values, dtype=float)
-    if values.ndim == 2:
-        parts = [group_sums(keys, column) for column in values.T]
-        return parts[0][0], np.column_stack([sums for _, sums in parts])
     present = ~np.equal(keys, None) if keys.dtype == object else ~np.isnan(keys)
     if not present.any():
-        return keys[:0], np.zeros(0)
+        return keys[:0], np.zeros((0, *values.shape[1:]))
     ids = np.full(len(keys), -1, dtype=np.int64)
-    ids[present], first = group_rows([keys[present]])
-    distinct = keys[present][first]
-    if np.isnan(values).any() or (np.diff(ids) < 0).any():  # rows without a key come first
-        return distinct, kahan_sums(ids[present], values[present], len(first))
-    starts = np.flatnonzero(np.r_[True, ids[present][1:] != ids[present][:-1]])
-    return distinct, np.add.reduceat(values[present], starts)
+    ids[present], first = group_rows([keys[present]])  # grouped once for every column
+    codes = ids[present]
+    # Runs of a key are added by reduceat where the rows are in key order: their ids (−1 for a
+    # row without a key) never decrease.
+    runs = (
+        None if (np.diff(ids) < 0).any() else np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    )
+
+    def column_sums(column: np.ndarray) -> np.ndarray:
+        if runs is None or np.isnan(column).any():
+            return kahan_sums(codes, column[present], len(first))
+        return np.add.reduceat(column[present], runs)
+
+    sums = (
+        np.column_stack([column_sums(c) for c in values.T])
+        if values.ndim == 2
+        else column_sums(values)
+    )
+    return keys[present][first], sums
 
 
 def group_sum(table: Table, keys: list[str], value: str, min_count: int = 0) -> Table:
